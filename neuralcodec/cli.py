@@ -1,0 +1,256 @@
+"""``ncodec``: encode, decode, inspect and list models. Parsing, progress and exit codes only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError, NeuralCodecError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+NCF_SUFFIX = ".ncf"
+
+
+def _err(msg: str) -> None:
+    print(f"ncodec: error: {msg}", file=sys.stderr)
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise NeuralCodecError(f"unknown device '{device}'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise NeuralCodecError("--device cuda was asked for but no CUDA device is available")
+
+
+def _expand(inputs: list[str], suffixes: set[str]) -> list[tuple[Path, Path]]:
+    """(file, path relative to its input root) for files and the matching files under directories."""
+    out = []
+    for s in inputs:
+        p = Path(s)
+        if p.is_dir():
+            out += [(f, f.relative_to(p)) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in suffixes]
+        else:
+            out.append((p, Path(p.name)))
+    return out
+
+
+def _plan(pairs: list[tuple[Path, Path]], output: str | None, suffix: str, many: bool) -> list[tuple[Path, Path]]:
+    """Input -> output paths: ``-o`` names a file for one input, else a folder keeping relative paths."""
+    if output and not many and not output.endswith(("/", "\\")) and not Path(output).is_dir():
+        return [(pairs[0][0], Path(output))]
+    plan = []
+    for src, rel in pairs:
+        dst = Path(output) / rel if output else src
+        plan.append((src, dst.with_suffix(suffix)))
+    return plan
+
+
+def _progress(items: list, quiet: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="file", disable=quiet or len(items) < 2, file=sys.stderr, leave=False)
+
+
+def _say(msg: str, quiet: bool) -> None:
+    if not quiet:
+        from tqdm import tqdm
+
+        tqdm.write(msg, file=sys.stdout)
+
+
+def _notices(caught: list[warnings.WarningMessage], quiet: bool) -> None:
+    for w in caught:
+        if not quiet:
+            print(f"ncodec: notice: {w.message}", file=sys.stderr)
+
+
+def _psnr(a, b) -> float:
+    import numpy as np
+
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from .codec import encode_images
+    from .io import load_image, write_atomic
+    from .train.data import IMAGE_SUFFIXES
+
+    _check_device(args.device)
+    pairs = _expand(args.inputs, IMAGE_SUFFIXES)
+    if not pairs:
+        raise InputError("no input images found")
+    plan = _plan(pairs, args.output, NCF_SUFFIX, len(args.inputs) > 1 or Path(args.inputs[0]).is_dir())
+    failed = 0
+    for src, dst in _progress(plan, args.quiet, "encoding"):
+        try:
+            if dst.exists() and not args.force:
+                raise InputError(f"{dst} exists (use --force to overwrite)")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                img = load_image(src)
+            _notices(caught, args.quiet)
+            enc = next(encode_images([img], args.model, args.quality, args.device, batch=1))
+            write_atomic(dst, enc.data)
+            _say(f"{src} -> {dst}: {len(enc.data)} bytes, {enc.bpp:.4f} bpp, {_psnr(img.rgb, enc.rgb):.2f} dB", args.quiet)
+        except NeuralCodecError as exc:
+            _err(str(exc))
+            failed += 1
+        except (ValueError, OSError) as exc:
+            _err(f"{src}: {exc}")
+            failed += 1
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from .codec import decode
+    from .io import save_image
+
+    _check_device(args.device)
+    pairs = _expand(args.inputs, {NCF_SUFFIX})
+    if not pairs:
+        raise InputError("no .ncf files found")
+    many = len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
+    plan = _plan(pairs, args.output, "." + args.format, many)
+    failed = 0
+    for src, dst in _progress(plan, args.quiet, "decoding"):
+        try:
+            if dst.exists() and not args.force:
+                raise InputError(f"{dst} exists (use --force to overwrite)")
+            dec = decode(_read(src), args.device)
+            save_image(dec.rgb, dst, dec.header.channels)
+            _say(f"{src} -> {dst}: {dec.header.width}x{dec.header.height}", args.quiet)
+        except NeuralCodecError as exc:
+            _err(f"{src}: {exc}")
+            failed += 1
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from . import bitstream
+
+    failed, records = 0, []
+    for name in args.inputs:
+        try:
+            data = _read(Path(name))
+            c = bitstream.unpack(data)
+        except NeuralCodecError as exc:
+            _err(f"{name}: {exc}")
+            failed += 1
+            continue
+        h = c.header
+        rec = {
+            "file": name, "bytes": len(data), "version": f"{c.version[0]}.{c.version[1]}",
+            "model": h.model_id, "weights_sha256": h.weights_digest.hex(), "quality": h.quality,
+            "width": h.width, "height": h.height, "channels": h.channels, "bit_depth": h.bit_depth,
+            "pad_bottom": h.pad_bottom, "pad_right": h.pad_right, "frames": h.frames,
+            "bpp": len(data) * 8 / (h.width * h.height), "latent_digest": h.latent_digest.hex(),
+            "sections": [len(s) for s in c.sections],
+        }
+        records.append(rec)
+    if args.json:
+        print(json.dumps(records if len(args.inputs) > 1 else (records[0] if records else None), indent=2))
+    else:
+        for r in records:
+            print(f"{r['file']}: neuralcodec file, format {r['version']}, {r['bytes']} bytes")
+            for k in ("model", "quality", "width", "height", "channels", "bit_depth", "frames", "bpp"):
+                v = r[k]
+                print(f"  {k:<10} {v:.4f}" if isinstance(v, float) and k == "bpp" else f"  {k:<10} {v}")
+            print(f"  {'weights':<10} {r['weights_sha256'][:16]}")
+            print(f"  {'sections':<10} {', '.join(map(str, r['sections']))} bytes")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import REGISTRY
+    from .models.weights import read_manifest
+
+    manifest = read_manifest()["models"]
+    rows = []
+    for mid, spec in REGISTRY.items():
+        entry = manifest.get(mid, {})
+        rows.append({"id": mid, "description": spec.description, "config": spec.config,
+                     "weights": entry.get("file"), "training": entry.get("training"),
+                     "kodak_rd": entry.get("kodak_rd", [])})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    for r in rows:
+        state = "weights installed" if r["weights"] else "no weights installed"
+        print(f"{r['id']}: {r['description']} ({state})")
+        for p in r["kodak_rd"]:
+            print(f"    quality {p['quality']:<4} {p['bpp']:.3f} bpp  {p['psnr']:.2f} dB PSNR (Kodak mean)")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .codec import DEFAULT_QUALITY
+    from .models import DEFAULT_MODEL
+
+    p = argparse.ArgumentParser(prog="ncodec", description="Learned image compression.")
+    p.add_argument("--version", action="version", version=f"ncodec {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("encode", help="compress images to .ncf files")
+    e.add_argument("inputs", nargs="+", help="image files or directories (searched recursively)")
+    e.add_argument("-o", "--output", help="output file (one input) or directory (keeps relative paths)")
+    e.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL}; see 'ncodec models')")
+    e.add_argument("--quality", type=float, default=DEFAULT_QUALITY, help=f"1 (smallest) .. 6 (best), any float (default {DEFAULT_QUALITY})")
+    e.set_defaults(func=cmd_encode)
+
+    d = sub.add_parser("decode", help="decompress .ncf files to images")
+    d.add_argument("inputs", nargs="+", help=".ncf files or directories")
+    d.add_argument("-o", "--output", help="output file (one input, format from its extension) or directory")
+    d.add_argument("--format", default="png", help="image format for outputs in a directory (default png)")
+    d.set_defaults(func=cmd_decode)
+    for s in (e, d):
+        s.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+        s.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+        s.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+
+    i = sub.add_parser("info", help="show a file's header")
+    i.add_argument("inputs", nargs="+")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_info)
+
+    m = sub.add_parser("models", help="list models and their measured rate-distortion")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ._malloc import tune_malloc
+
+    tune_malloc()
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except NeuralCodecError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The Python API: images to container bytes and back.
+
+    from neuralcodec import encode_image, decode
+    enc = encode_image("photo.png", quality=3.5)      # enc.data: the .ncf bytes
+    dec = decode(enc.data)                             # dec.rgb == enc.rgb, bit for bit
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import bitstream
+from .errors import InvalidHeaderError, LatentMismatchError, ModelError, WeightsMismatchError
+from .io.images import LoadedImage, load_image
+from .models import DEFAULT_MODEL
+from .models.weights import LoadedModel, load_model
+
+DEFAULT_QUALITY = 3.0
+ImageSource = str | Path | Image.Image | LoadedImage
+
+
+@dataclass
+class EncodedImage:
+    data: bytes  # the complete .ncf file
+    header: bitstream.Header
+    rgb: np.ndarray  # (H, W, 3) uint8: exactly what decode() will return
+
+    @property
+    def bpp(self) -> float:
+        """Bits per pixel of the whole file, header included."""
+        return len(self.data) * 8 / (self.header.height * self.header.width)
+
+
+@dataclass
+class DecodedImage:
+    header: bitstream.Header
+    rgb: np.ndarray  # (H, W, 3) uint8; grey sources have three equal channels
+
+    def to_pil(self) -> Image.Image:
+        from .io.images import to_pil
+
+        return to_pil(self.rgb, self.header.channels)
+
+
+def _to_uint8(x_hat: torch.Tensor, height: int, width: int) -> np.ndarray:
+    x = x_hat[0, :, :height, :width].mul(255).round_().clamp_(0, 255).to(torch.uint8)
+    return x.permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+def _quality_milli(model: LoadedModel, quality: float) -> int:
+    model.model.gain.check_quality(float(quality))
+    return int(round(float(quality) * 1000))
+
+
+def encode_images(
+    images: Iterable[ImageSource],
+    model: str = DEFAULT_MODEL,
+    quality: float = DEFAULT_QUALITY,
+    device: str = "cpu",
+    batch: int = 4,
+) -> Iterator[EncodedImage]:
+    """Encode images in input order; same-size images in a chunk of ``batch`` share one network call."""
+    loaded = load_model(model, device)
+    q_milli = _quality_milli(loaded, quality)
+    chunk: list[LoadedImage] = []
+    for src in images:
+        chunk.append(src if isinstance(src, LoadedImage) else load_image(src))
+        if len(chunk) == batch:
+            yield from _encode_chunk(loaded, chunk, q_milli)
+            chunk = []
+    if chunk:
+        yield from _encode_chunk(loaded, chunk, q_milli)
+
+
+def encode_image(image: ImageSource, model: str = DEFAULT_MODEL, quality: float = DEFAULT_QUALITY, device: str = "cpu") -> EncodedImage:
+    """Encode one image (path, PIL image or LoadedImage)."""
+    return next(encode_images([image], model, quality, device, batch=1))
+
+
+def _encode_chunk(loaded: LoadedModel, images: list[LoadedImage], q_milli: int) -> Iterator[EncodedImage]:
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, im in enumerate(images):
+        by_size.setdefault(im.rgb.shape[:2], []).append(i)
+    results: dict[int, EncodedImage] = {}
+    k = loaded.model.downsampling
+    for (h, w), idx in by_size.items():
+        pb, pr = -h % k, -w % k
+        x = torch.from_numpy(np.stack([images[i].rgb for i in idx])).to(loaded.device)
+        x = x.permute(0, 3, 1, 2).float().div_(255).contiguous()
+        x = F.pad(x, (0, pr, 0, pb), mode="replicate")
+        for i, coded in zip(idx, loaded.model.compress(x, q_milli / 1000)):
+            im = images[i]
+            header = bitstream.Header(
+                loaded.model_id, loaded.digest, q_milli, h, w, im.channels, im.bit_depth, pb, pr, 1, coded.latent_digest
+            )
+            results[i] = EncodedImage(bitstream.pack(header, coded.sections), header, _to_uint8(coded.x_hat, h, w))
+    for i in range(len(images)):
+        yield results[i]
+
+
+def read_header(data: bytes) -> bitstream.Header:
+    """Parse and validate a file's header and sections without decoding."""
+    return bitstream.unpack(data).header
+
+
+def decode(data: bytes, device: str = "cpu") -> DecodedImage:
+    """Decode a .ncf file's bytes; raises a BitstreamError subclass on any mismatch or damage."""
+    container = bitstream.unpack(data)
+    h = container.header
+    try:
+        loaded = load_model(h.model_id, device)
+    except ModelError as exc:
+        raise ModelError(f"this file needs model '{h.model_id}': {exc}") from None
+    if h.weights_digest != loaded.digest:
+        raise WeightsMismatchError(
+            f"file was encoded with weights {h.weights_digest.hex()[:12]} of '{h.model_id}', "
+            f"the installed weights are {loaded.digest.hex()[:12]}"
+        )
+    k = loaded.model.downsampling
+    ph, pw = h.height + h.pad_bottom, h.width + h.pad_right
+    if ph % k or pw % k or h.pad_bottom >= k or h.pad_right >= k:
+        raise InvalidHeaderError(f"padding {h.pad_bottom}/{h.pad_right} does not fit model '{h.model_id}'")
+    try:
+        loaded.model.gain.check_quality(h.quality)
+    except ValueError as exc:
+        raise InvalidHeaderError(str(exc)) from None
+    coded = loaded.model.decompress(container.sections, ph, pw, h.quality, device)
+    if coded.latent_digest != h.latent_digest:
+        raise LatentMismatchError(
+            "decoded latents differ from the encoder's although all checksums pass: encoder/decoder "
+            "mismatch (different device, platform or library versions)"
+        )
+    return DecodedImage(h, _to_uint8(coded.x_hat, h.height, h.width))

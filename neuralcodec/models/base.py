@@ -1,0 +1,52 @@
+"""What every image codec in the registry provides to the container and the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+from torch import Tensor, nn
+
+from ..errors import CorruptFileError
+
+
+@dataclass
+class Coded:
+    """One image after coding: section payloads, digest of its quantized latents, reconstruction."""
+
+    sections: list[bytes]
+    latent_digest: bytes
+    x_hat: Tensor  # (1, 3, H, W) padded reconstruction in [0, 1]
+
+
+class ImageCodec(nn.Module):
+    """Base class: transforms plus an ordered list of entropy stages, one section per stage."""
+
+    downsampling: int = 64
+    levels: int
+
+    def prepare_for_coding(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def export_tables(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def compress(self, x: Tensor, quality: float) -> list[Coded]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def decompress(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> Coded:  # pragma: no cover
+        raise NotImplementedError
+
+    @staticmethod
+    def latent_digest(symbols: list[np.ndarray]) -> bytes:
+        """16-byte BLAKE2b of all quantized latents (int32 little-endian, stage order)."""
+        h = hashlib.blake2b(digest_size=16)
+        for s in symbols:
+            h.update(np.ascontiguousarray(s, dtype="<i4").tobytes())
+        return h.digest()
+
+    @staticmethod
+    def check_sections(sections: list[bytes], expected: int) -> None:
+        if len(sections) != expected:
+            raise CorruptFileError(f"expected {expected} sections for this model, file has {len(sections)}")

@@ -1,0 +1,39 @@
+"""Gain units: one model, a continuous range of rates (Cui et al. 2021, "asymmetric gained" coding).
+
+The latent is multiplied channel-wise by a gain vector before quantization and by an inverse
+gain vector after; a larger gain means finer quantization and a higher rate. Each of ``levels``
+trained operating points has its own pair of vectors; a fractional quality interpolates them
+geometrically, so ``quality`` is any float in ``[1, levels]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+class GainUnits(nn.Module):
+    def __init__(self, channels: int, levels: int) -> None:
+        super().__init__()
+        if levels < 2:
+            raise ValueError("gain units need at least two levels")
+        self.levels = levels
+        # Start with gains a factor sqrt(2) apart per level, the top level at 1.
+        init = torch.tensor([(i - (levels - 1)) * 0.5 * math.log(2.0) for i in range(levels)])
+        self.log_gain = nn.Parameter(init[:, None].repeat(1, channels))
+        self.log_inv_gain = nn.Parameter(-init[:, None].repeat(1, channels))
+
+    def check_quality(self, quality: float) -> None:
+        if not (1.0 <= quality <= self.levels):
+            raise ValueError(f"quality must be between 1 and {self.levels}, got {quality}")
+
+    def forward(self, quality: Tensor) -> tuple[Tensor, Tensor]:
+        """Gain and inverse gain, shaped (B, C, 1, 1), for a batch of float qualities in [1, L]."""
+        pos = (quality.to(self.log_gain.dtype) - 1.0).clamp(0, self.levels - 1)
+        low = pos.floor().long().clamp(max=self.levels - 2)
+        t = (pos - low.to(pos.dtype))[:, None]
+        log_g = self.log_gain[low] * (1 - t) + self.log_gain[low + 1] * t
+        log_ig = self.log_inv_gain[low] * (1 - t) + self.log_inv_gain[low + 1] * t
+        return log_g.exp()[:, :, None, None], log_ig.exp()[:, :, None, None]

@@ -1,0 +1,137 @@
+"""Scale hyperprior (Ballé et al. 2018) and mean-scale hyperprior (Minnen et al. 2018).
+
+Both share the analysis/synthesis transforms (conv + GDN, compressai layers) and add gain
+units, so a single set of weights covers a continuous range of rates. Coding runs in two
+entropy stages: the hyper-latent ``z`` (factorized prior) and then the latent ``y`` (Gaussian,
+parameters from ``z``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.layers import GDN
+from compressai.models.utils import conv, deconv
+from torch import Tensor, nn
+
+from ..entropy import FactorizedStage, GaussianStage, default_scale_table
+from .base import Coded, ImageCodec
+from .gain import GainUnits
+
+
+def _ste_round(x: Tensor) -> Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+class Hyperprior(ImageCodec):
+    """Hyperprior codec; ``mean=True`` gives the mean-scale variant."""
+
+    downsampling = 64
+
+    def __init__(self, N: int = 128, M: int = 192, levels: int = 6, mean: bool = True) -> None:
+        super().__init__()
+        self.mean = mean
+        self.g_a = nn.Sequential(
+            conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M)
+        )
+        self.g_s = nn.Sequential(
+            deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+            deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
+        )
+        act = nn.LeakyReLU if mean else nn.ReLU
+        self.h_a = nn.Sequential(
+            conv(M, N, stride=1, kernel_size=3), act(inplace=True), conv(N, N), act(inplace=True), conv(N, N)
+        )
+        out = 2 * M if mean else M
+        mid = M * 3 // 2 if mean else N
+        self.h_s = nn.Sequential(
+            deconv(N, M if mean else N), act(inplace=True), deconv(M if mean else N, mid), act(inplace=True),
+            conv(mid, out, stride=1, kernel_size=3), *([] if mean else [nn.ReLU(inplace=True)]),
+        )
+        self.gain = GainUnits(M, levels)
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.gaussian_conditional = GaussianConditional(None)
+        self._h_s64: nn.Module | None = None
+
+    @property
+    def levels(self) -> int:
+        return self.gain.levels
+
+    def _entropy_params(self, z_hat: Tensor, h_s: nn.Module) -> tuple[Tensor, Tensor | None]:
+        params = h_s(z_hat)
+        if self.mean:
+            scales, means = params.chunk(2, 1)
+            return scales, means
+        return params, None
+
+    def forward(self, x: Tensor, quality: Tensor) -> dict[str, Tensor]:
+        """Training pass: noisy likelihoods for the rate, straight-through rounding for the decoder."""
+        g, ig = self.gain(quality)
+        y = self.g_a(x) * g
+        z = self.h_a(y if self.mean else y.abs())
+        z_hat, z_lik = self.entropy_bottleneck(z)
+        scales, means = self._entropy_params(z_hat, self.h_s)
+        _, y_lik = self.gaussian_conditional(y, scales, means=means)
+        y_hat = _ste_round(y if means is None else y - means)
+        y_hat = y_hat if means is None else y_hat + means
+        x_hat = self.g_s(y_hat * ig)
+        return {"x_hat": x_hat, "y_likelihoods": y_lik, "z_likelihoods": z_lik}
+
+    # ---- coding -------------------------------------------------------------------------
+
+    def prepare_for_coding(self) -> None:
+        """Build the float64 copy of the hyper-synthesis used to derive coding parameters.
+
+        The parameters that select probability tables must agree bit for bit between encoder
+        and decoder; float64 keeps batch- and thread-dependent round-off far from the decision
+        boundaries (a remaining disagreement is caught by the latent digest).
+        """
+        self._h_s64 = copy.deepcopy(self.h_s).double().eval()
+        self._z_stage = FactorizedStage(self.entropy_bottleneck)
+        self._y_stage = GaussianStage(self.gaussian_conditional)
+
+    def export_tables(self) -> None:
+        """Compute the integer coding tables once; they are stored with the weights."""
+        self.entropy_bottleneck.update(force=True)
+        self.gaussian_conditional.update_scale_table(default_scale_table(), force=True)
+
+    def _y_params(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
+        scales, means = self._entropy_params(z_hat.double(), self._h_s64)
+        return self._y_stage.parameters(scales, means)
+
+    @torch.no_grad()
+    def compress(self, x: Tensor, quality: float) -> list[Coded]:
+        """Encode a batch (B, 3, H, W) in [0, 1], H and W multiples of ``downsampling``."""
+        g, ig = self.gain(torch.full((x.shape[0],), float(quality), device=x.device))
+        y = self.g_a(x) * g
+        z = self.h_a(y if self.mean else y.abs())
+        z_sym = self._z_stage.quantize(z)
+        z_hat = self._z_stage.dequantize(z_sym)
+        indexes, means_q = self._y_params(z_hat)
+        y_sym = self._y_stage.quantize(y, means_q)
+        y_hat = self._y_stage.dequantize(y_sym, means_q)
+        x_hat = self.g_s(y_hat * ig).clamp_(0, 1)
+        z_np, y_np, idx_np = (t.cpu().numpy() for t in (z_sym, y_sym, indexes))
+        out = []
+        for i in range(x.shape[0]):
+            sections = [self._z_stage.encode(z_np[i]), self._y_stage.encode(y_np[i], idx_np[i])]
+            out.append(Coded(sections, self.latent_digest([z_np[i], y_np[i]]), x_hat[i : i + 1]))
+        return out
+
+    @torch.no_grad()
+    def decompress(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> Coded:
+        """Decode one image's sections; ``height``/``width`` are the padded size."""
+        self.check_sections(sections, 2)
+        zh, zw = height // self.downsampling, width // self.downsampling
+        z_sym = self._z_stage.decode(sections[0], (zh, zw))
+        z_t = torch.from_numpy(z_sym).to(device)[None]
+        z_hat = self._z_stage.dequantize(z_t)
+        indexes, means_q = self._y_params(z_hat)
+        y_sym = self._y_stage.decode(sections[1], indexes[0].cpu().numpy())
+        y_t = torch.from_numpy(y_sym).to(device)[None]
+        y_hat = self._y_stage.dequantize(y_t, means_q)
+        _, ig = self.gain(torch.full((1,), float(quality), device=device))
+        x_hat = self.g_s(y_hat * ig).clamp_(0, 1)
+        return Coded(sections, self.latent_digest([z_sym, y_sym]), x_hat)

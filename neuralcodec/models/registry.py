@@ -1,0 +1,48 @@
+"""Stable model ids and their configurations. Ids are written into files: never rename one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import ModelError
+from .base import ImageCodec
+from .hyperprior import Hyperprior
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    description: str
+    factory: Callable[..., ImageCodec]
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> ImageCodec:
+        return self.factory(**self.config)
+
+
+_SPECS = [
+    ModelSpec(
+        "mean-scale-hyperprior",
+        "Mean-scale hyperprior (Minnen et al. 2018) with gain units for continuous quality",
+        Hyperprior,
+        {"N": 96, "M": 128, "levels": 6, "mean": True},
+    ),
+    ModelSpec(
+        "scale-hyperprior",
+        "Scale hyperprior (Balle et al. 2018) with gain units for continuous quality",
+        Hyperprior,
+        {"N": 96, "M": 128, "levels": 6, "mean": False},
+    ),
+]
+
+REGISTRY: dict[str, ModelSpec] = {s.id: s for s in _SPECS}
+DEFAULT_MODEL = "mean-scale-hyperprior"
+
+
+def get_spec(model_id: str) -> ModelSpec:
+    try:
+        return REGISTRY[model_id]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise ModelError(f"unknown model '{model_id}' (known: {known})") from None

@@ -1,0 +1,104 @@
+"""Shipped weights: safetensors files in ``weights/`` described by ``weights/manifest.json``.
+
+The SHA-256 of a weights file is its identity: the encoder writes it into every file and the
+decoder refuses a file whose digest differs from the installed weights of that model.
+Set ``NEURALCODEC_WEIGHTS`` to use another folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import ModelError
+from .base import ImageCodec
+from .registry import get_spec
+
+MANIFEST = "manifest.json"
+# compressai buffers whose size depends on the trained model (coding tables)
+_SIZED_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+
+
+def weights_dir() -> Path:
+    env = os.environ.get("NEURALCODEC_WEIGHTS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "weights"
+
+
+def read_manifest(folder: Path | None = None) -> dict:
+    path = (folder or weights_dir()) / MANIFEST
+    if not path.exists():
+        return {"models": {}}
+    with open(path) as f:
+        return json.load(f)
+
+
+def file_digest(path: Path) -> bytes:
+    return hashlib.sha256(path.read_bytes()).digest()
+
+
+@dataclass
+class LoadedModel:
+    model_id: str
+    model: ImageCodec
+    digest: bytes
+    device: str
+
+
+def _load_state(model: ImageCodec, state: dict[str, torch.Tensor]) -> None:
+    for name, buf in model.named_buffers():
+        if name.endswith(_SIZED_BUFFERS) and name in state:
+            buf.resize_(state[name].shape)
+    model.load_state_dict(state)
+
+
+@lru_cache(maxsize=8)
+def load_model(model_id: str, device: str = "cpu") -> LoadedModel:
+    """The registered model with its shipped weights, ready to code (cached per device)."""
+    spec = get_spec(model_id)
+    folder = weights_dir()
+    entry = read_manifest(folder)["models"].get(model_id)
+    if entry is None:
+        raise ModelError(
+            f"no weights are installed for '{model_id}' in {folder}; train them with scripts/train.py"
+        )
+    path = folder / entry["file"]
+    if not path.exists():
+        raise ModelError(f"weights file {path} listed in the manifest is missing")
+    digest = file_digest(path)
+    if digest.hex() != entry["sha256"]:
+        raise ModelError(f"weights file {path} does not match the digest in its manifest")
+    model = spec.build()
+    _load_state(model, load_file(str(path)))
+    model.eval().to(device)
+    model.prepare_for_coding()
+    return LoadedModel(model_id, model, digest, device)
+
+
+def export_weights(model: ImageCodec, model_id: str, info: dict, folder: Path | None = None) -> Path:
+    """Compute coding tables, write ``<id>.safetensors`` and its manifest entry; returns the path."""
+    folder = folder or weights_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    model = model.cpu().eval()
+    model.export_tables()
+    path = folder / f"{model_id}.safetensors"
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata={"model_id": model_id})
+    os.replace(tmp, path)
+    manifest = read_manifest(folder)
+    entry = manifest["models"].get(model_id, {})
+    entry.update(info)
+    entry.update({"file": path.name, "sha256": file_digest(path).hex(), "config": get_spec(model_id).config})
+    manifest["models"][model_id] = entry
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, folder / MANIFEST)
+    load_model.cache_clear()
+    return path

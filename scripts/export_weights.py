@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""Turn a training checkpoint into shipped weights: weights/<id>.safetensors + manifest entry.
+
+    python scripts/export_weights.py runs/msh/checkpoint.pt
+    python scripts/eval_rd.py --update-manifest      # then measure and record its Kodak RD
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from neuralcodec.models.registry import get_spec
+from neuralcodec.models.weights import _load_state, export_weights
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint")
+    p.add_argument("--out", default=None, help="weights folder (default: weights/)")
+    args = p.parse_args()
+    ck = torch.load(args.checkpoint, weights_only=False)
+    cfg = ck["config"]
+    model = get_spec(cfg["model"]).build()
+    _load_state(model, ck["model"])
+    log = Path(args.checkpoint).parent / "log.jsonl"
+    seconds = None
+    if log.exists():
+        recs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        seconds = sum(r["sec"] for r, nxt in zip(recs, recs[1:] + [None]) if nxt is None or nxt["sec"] < r["sec"])
+    info = {
+        "training": {
+            "data": cfg["data"], "steps": ck["step"], "batch": cfg["batch"], "crop": cfg["crop"],
+            "lr": cfg["lr"], "lambdas": cfg["lambdas"], "distortion": "mse",
+            "hardware": "2 CPU cores (AMD EPYC), torch 2.14.1", "wall_seconds": seconds,
+            "command": "python scripts/train.py " + " ".join(
+                f"--{k} {v}" for k, v in cfg.items() if k in ("model", "out", "steps", "lr")),
+        }
+    }
+    path = export_weights(model, cfg["model"], info, Path(args.out) if args.out else None)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()

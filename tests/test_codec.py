@@ -1,0 +1,176 @@
+"""Image round trips through the real model and container: exactness, invariance, policies, errors."""
+
+import hashlib
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import neuralcodec as nc
+from neuralcodec import bitstream
+from neuralcodec.errors import InputError, LatentMismatchError, ModelError, WeightsMismatchError
+from neuralcodec.models import weights
+
+from .conftest import crop, random_image
+
+
+@pytest.mark.parametrize("size", [(1, 1), (63, 65), (64, 64), (130, 70), (512, 768)])
+def test_decode_is_bit_exact_to_encoder_reconstruction(photo, size):
+    h, w = size
+    im = photo.resize((w, h)) if h > photo.height or w > photo.width else crop(photo, w, h, 17, 9)
+    enc = nc.encode_image(im, quality=3.5)
+    dec = nc.decode(enc.data)
+    assert dec.rgb.shape == (h, w, 3)
+    assert np.array_equal(dec.rgb, enc.rgb)
+    assert (dec.header.height, dec.header.width) == (h, w)
+
+
+def test_reconstruction_is_close_to_input(photo):
+    im = crop(photo, 256, 192, 100, 50)
+    enc = nc.encode_image(im, quality=6)
+    mse = np.mean((np.asarray(im, dtype=np.float64) - enc.rgb) ** 2)
+    assert 10 * np.log10(255**2 / mse) > 28
+
+
+def test_file_size_is_what_bpp_reports(photo):
+    enc = nc.encode_image(crop(photo, 200, 100), quality=2)
+    assert enc.bpp == len(enc.data) * 8 / (200 * 100)
+
+
+def test_rate_grows_with_quality(photo):
+    im = crop(photo, 256, 256, 200, 100)
+    sizes = [len(nc.encode_image(im, quality=q).data) for q in (1, 2.5, 4, 6)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+
+
+def test_batch_and_threads_do_not_change_bytes(photo):
+    ims = [crop(photo, 192, 128, 40 * i, 30 * i) for i in range(3)]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        batched = [e.data for e in nc.encode_images(ims, quality=4, batch=3)]
+        torch.set_num_threads(1)
+        single = [nc.encode_image(im, quality=4).data for im in ims]
+    finally:
+        torch.set_num_threads(threads)
+    assert batched == single
+
+
+def test_mixed_sizes_in_one_batch_keep_input_order(photo):
+    ims = [crop(photo, 64, 64), crop(photo, 100, 80), crop(photo, 64, 64, 30, 30)]
+    out = list(nc.encode_images(ims, quality=3, batch=3))
+    assert [(e.header.width, e.header.height) for e in out] == [(64, 64), (100, 80), (64, 64)]
+    assert out[0].data == nc.encode_image(ims[0], quality=3).data
+
+
+def test_quality_is_stored_exactly(photo):
+    enc = nc.encode_image(crop(photo, 64, 64), quality=2.345)
+    assert enc.header.quality_milli == 2345 and nc.read_header(enc.data).quality == 2.345
+
+
+def test_quality_out_of_range(photo):
+    with pytest.raises(ValueError, match="quality"):
+        nc.encode_image(crop(photo, 64, 64), quality=9)
+
+
+def test_grey_input_is_decoded_as_grey(photo):
+    grey = crop(photo, 96, 64).convert("L")
+    enc = nc.encode_image(grey)
+    dec = nc.decode(enc.data)
+    assert dec.header.channels == 1 and dec.to_pil().mode == "L"
+    assert np.array_equal(dec.rgb, enc.rgb)
+
+
+def test_opaque_alpha_is_dropped_with_notice(photo):
+    rgba = crop(photo, 64, 64).convert("RGBA")
+    with pytest.warns(nc.io.ColorPolicyWarning, match="alpha"):
+        enc = nc.encode_image(nc.io.load_image(rgba))
+    assert enc.header.channels == 3
+
+
+def test_transparency_is_refused(photo):
+    rgba = crop(photo, 64, 64).convert("RGBA")
+    rgba.putpixel((0, 0), (1, 2, 3, 0))
+    with pytest.raises(InputError, match="transparency"):
+        nc.encode_image(rgba)
+
+
+def test_16_bit_grey_is_reduced_with_notice(tmp_path):
+    arr = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(arr).save(path)
+    with pytest.warns(nc.io.ColorPolicyWarning, match="8 bits"):
+        loaded = nc.io.load_image(path)
+    assert loaded.bit_depth == 16 and loaded.channels == 1
+    assert nc.encode_image(loaded).header.bit_depth == 16
+
+
+def test_unreadable_image(tmp_path):
+    bad = tmp_path / "not_an_image.png"
+    bad.write_bytes(b"hello")
+    with pytest.raises(InputError, match="cannot read"):
+        nc.encode_image(bad)
+
+
+def test_unknown_model():
+    with pytest.raises(ModelError, match="unknown model"):
+        nc.encode_image(random_image(8, 8), model="nope")
+
+
+def _rewrite_header(data: bytes, **changes) -> bytes:
+    c = bitstream.unpack(data)
+    fields = {k: getattr(c.header, k) for k in c.header.__dataclass_fields__}
+    fields.update(changes)
+    return bitstream.pack(bitstream.Header(**fields), c.sections)
+
+
+def test_latent_mismatch_is_reported_as_such(photo):
+    data = nc.encode_image(crop(photo, 64, 64)).data
+    with pytest.raises(LatentMismatchError, match="encoder/decoder mismatch"):
+        nc.decode(_rewrite_header(data, latent_digest=bytes(16)))
+
+
+def test_other_weights_are_refused(photo):
+    data = nc.encode_image(crop(photo, 64, 64)).data
+    with pytest.raises(WeightsMismatchError, match="weights"):
+        nc.decode(_rewrite_header(data, weights_digest=bytes(32)))
+
+
+def test_corrupt_later_section_detected(photo):
+    data = bytearray(nc.encode_image(crop(photo, 64, 64)).data)
+    data[-3] ^= 0x10
+    with pytest.raises(nc.errors.CorruptFileError, match="section 2 of 2"):
+        nc.decode(bytes(data))
+
+
+def test_crafted_payload_with_valid_crc_is_caught(photo):
+    """A section rewritten with a matching CRC is caught by the coder or the latent digest."""
+    data = nc.encode_image(crop(photo, 128, 128)).data
+    c = bitstream.unpack(data)
+    y = bytearray(c.sections[1])
+    y[len(y) // 2] ^= 0x5A
+    forged = bitstream.pack(c.header, [c.sections[0], bytes(y)])
+    with pytest.raises(nc.errors.BitstreamError):
+        nc.decode(forged)
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in GOLDEN.glob("*.ncf")))
+def test_golden_files_still_decode(name):
+    import json
+
+    expected = json.loads((GOLDEN / f"{name}.json").read_text())
+    dec = nc.decode((GOLDEN / f"{name}.ncf").read_bytes())
+    assert hashlib.sha256(dec.rgb.tobytes()).hexdigest() == expected["rgb_sha256"]
+    assert dec.header.model_id == expected["model"]
+
+
+def test_golden_files_exist():
+    assert list(GOLDEN.glob("*.ncf")), "golden files are missing: run scripts/make_golden.py"

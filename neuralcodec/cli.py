@@ -72,16 +72,10 @@ def _notices(caught: list[warnings.WarningMessage], quiet: bool) -> None:
             print(f"ncodec: notice: {w.message}", file=sys.stderr)
 
 
-def _psnr(a, b) -> float:
-    import numpy as np
-
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
-
-
 def cmd_encode(args: argparse.Namespace) -> int:
     from .codec import encode_images
     from .io import load_image, write_atomic
+    from .metrics import psnr
     from .train.data import IMAGE_SUFFIXES
 
     _check_device(args.device)
@@ -100,7 +94,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
             _notices(caught, args.quiet)
             enc = next(encode_images([img], args.model, args.quality, args.device, batch=1))
             write_atomic(dst, enc.data)
-            _say(f"{src} -> {dst}: {len(enc.data)} bytes, {enc.bpp:.4f} bpp, {_psnr(img.rgb, enc.rgb):.2f} dB", args.quiet)
+            _say(f"{src} -> {dst}: {len(enc.data)} bytes, {enc.bpp:.4f} bpp, {psnr(img.rgb, enc.rgb):.2f} dB", args.quiet)
         except NeuralCodecError as exc:
             _err(str(exc))
             failed += 1

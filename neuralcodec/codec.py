@@ -55,7 +55,7 @@ def _to_uint8(x_hat: torch.Tensor, height: int, width: int) -> np.ndarray:
 
 
 def _quality_milli(model: LoadedModel, quality: float) -> int:
-    model.model.gain.check_quality(float(quality))
+    model.model.check_quality(float(quality))
     return int(round(float(quality) * 1000))
 
 
@@ -128,7 +128,7 @@ def decode(data: bytes, device: str = "cpu") -> DecodedImage:
     if ph % k or pw % k or h.pad_bottom >= k or h.pad_right >= k:
         raise InvalidHeaderError(f"padding {h.pad_bottom}/{h.pad_right} does not fit model '{h.model_id}'")
     try:
-        loaded.model.gain.check_quality(h.quality)
+        loaded.model.check_quality(h.quality)
     except ValueError as exc:
         raise InvalidHeaderError(str(exc)) from None
     coded = loaded.model.decompress(container.sections, ph, pw, h.quality, device)

@@ -1,9 +1,7 @@
 """Image round trips through the real model and container: exactness, invariance, policies, errors."""
 
+import dataclasses
 import hashlib
-import shutil
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,6 @@ from PIL import Image
 import neuralcodec as nc
 from neuralcodec import bitstream
 from neuralcodec.errors import InputError, LatentMismatchError, ModelError, WeightsMismatchError
-from neuralcodec.models import weights
 
 from .conftest import crop, random_image
 
@@ -124,9 +121,7 @@ def test_unknown_model():
 
 def _rewrite_header(data: bytes, **changes) -> bytes:
     c = bitstream.unpack(data)
-    fields = {k: getattr(c.header, k) for k in c.header.__dataclass_fields__}
-    fields.update(changes)
-    return bitstream.pack(bitstream.Header(**fields), c.sections)
+    return bitstream.pack(dataclasses.replace(c.header, **changes), c.sections)
 
 
 def test_latent_mismatch_is_reported_as_such(photo):

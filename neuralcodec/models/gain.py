@@ -25,10 +25,6 @@ class GainUnits(nn.Module):
         self.log_gain = nn.Parameter(init[:, None].repeat(1, channels))
         self.log_inv_gain = nn.Parameter(-init[:, None].repeat(1, channels))
 
-    def check_quality(self, quality: float) -> None:
-        if not (1.0 <= quality <= self.levels):
-            raise ValueError(f"quality must be between 1 and {self.levels}, got {quality}")
-
     def forward(self, quality: Tensor) -> tuple[Tensor, Tensor]:
         """Gain and inverse gain, shaped (B, C, 1, 1), for a batch of float qualities in [1, L]."""
         pos = (quality.to(self.log_gain.dtype) - 1.0).clamp(0, self.levels - 1)

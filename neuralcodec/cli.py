@@ -119,7 +119,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
         try:
             if dst.exists() and not args.force:
                 raise InputError(f"{dst} exists (use --force to overwrite)")
-            dec = decode(_read(src), args.device)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                dec = decode(_read(src), args.device)
+            _notices(caught, args.quiet)
             save_image(dec.rgb, dst, dec.header.channels)
             _say(f"{src} -> {dst}: {dec.header.width}x{dec.header.height}", args.quiet)
         except NeuralCodecError as exc:

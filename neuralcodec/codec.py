@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import bitstream
-from .errors import InvalidHeaderError, LatentMismatchError, ModelError, WeightsMismatchError
+from .errors import (
+    InvalidHeaderError,
+    LatentMismatchError,
+    ModelError,
+    ReconstructionMismatchWarning,
+    WeightsMismatchError,
+)
 from .io.images import LoadedImage, load_image
 from .models import DEFAULT_MODEL
 from .models.weights import LoadedModel, load_model
@@ -52,6 +60,11 @@ class DecodedImage:
 def _to_uint8(x_hat: torch.Tensor, height: int, width: int) -> np.ndarray:
     x = x_hat[0, :, :height, :width].mul(255).round_().clamp_(0, 255).to(torch.uint8)
     return x.permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+def image_digest(rgb: np.ndarray) -> bytes:
+    """BLAKE2b-128 of an 8-bit (H, W, 3) image, as stored in the header."""
+    return hashlib.blake2b(np.ascontiguousarray(rgb).tobytes(), digest_size=16).digest()
 
 
 def _quality_milli(model: LoadedModel, quality: float) -> int:
@@ -96,11 +109,12 @@ def _encode_chunk(loaded: LoadedModel, images: list[LoadedImage], q_milli: int) 
         x = x.permute(0, 3, 1, 2).float().div_(255).contiguous()
         x = F.pad(x, (0, pr, 0, pb), mode="replicate")
         for i, coded in zip(idx, loaded.model.compress(x, q_milli / 1000)):
-            im = images[i]
+            im, rgb = images[i], _to_uint8(coded.x_hat, h, w)
             header = bitstream.Header(
-                loaded.model_id, loaded.digest, q_milli, h, w, im.channels, im.bit_depth, pb, pr, 1, coded.latent_digest
+                loaded.model_id, loaded.digest, q_milli, h, w, im.channels, im.bit_depth, pb, pr, 1,
+                coded.latent_digest, image_digest(rgb),
             )
-            results[i] = EncodedImage(bitstream.pack(header, coded.sections), header, _to_uint8(coded.x_hat, h, w))
+            results[i] = EncodedImage(bitstream.pack(header, coded.sections), header, rgb)
     for i in range(len(images)):
         yield results[i]
 
@@ -137,4 +151,12 @@ def decode(data: bytes, device: str = "cpu") -> DecodedImage:
             "decoded latents differ from the encoder's although all checksums pass: encoder/decoder "
             "mismatch (different device, platform or library versions)"
         )
-    return DecodedImage(h, _to_uint8(coded.x_hat, h.height, h.width))
+    rgb = _to_uint8(coded.x_hat, h.height, h.width)
+    if image_digest(rgb) != h.image_digest:
+        warnings.warn(
+            "decoded pixels differ slightly from the encoder's reconstruction (the latents match; the "
+            "synthesis transform ran on another device or library build)",
+            ReconstructionMismatchWarning,
+            stacklevel=2,
+        )
+    return DecodedImage(h, rgb)

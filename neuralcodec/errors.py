@@ -43,3 +43,7 @@ class ModelError(NeuralCodecError):
 
 class InputError(NeuralCodecError):
     """An input image or video cannot be read or is not supported."""
+
+
+class ReconstructionMismatchWarning(UserWarning):
+    """Latents decoded exactly, but the synthesis output differs from the encoder's (other device)."""

@@ -15,7 +15,7 @@ from neuralcodec.errors import (
     UnsupportedVersionError,
 )
 
-HEADER = bitstream.Header("mean-scale-hyperprior", bytes(range(32)), 3000, 65, 63, 3, 8, 63, 1, 1, bytes(16))
+HEADER = bitstream.Header("mean-scale-hyperprior", bytes(range(32)), 3000, 65, 63, 3, 8, 63, 1, 1, bytes(16), b"i" * 16)
 SECTIONS = [b"zz" * 10, b"", b"y" * 300]
 
 
@@ -52,7 +52,7 @@ def test_file_layout_matches_spec():
     data = packed()
     assert data[:4] == b"\x89NCF" and data[4:6] == bytes([1, 0])
     hlen = struct.unpack_from("<H", data, 6)[0]
-    assert hlen == 1 + len("mean-scale-hyperprior") + 32 + 4 * 3 + 2 + 2 * 2 + 4 + 16 + 2
+    assert hlen == 1 + len("mean-scale-hyperprior") + 32 + 4 * 3 + 2 + 2 * 2 + 4 + 16 + 16 + 2
     assert len(data) == 8 + hlen + 4 + sum(8 + len(s) for s in SECTIONS)
 
 
@@ -133,4 +133,4 @@ def test_section_length_larger_than_file():
 
 def test_header_validation_on_write():
     with pytest.raises(InvalidHeaderError):
-        bitstream.pack(bitstream.Header("Bad Id!", bytes(32), 1000, 1, 1, 3, 8, 0, 0, 1, bytes(16)), [b""])
+        bitstream.pack(bitstream.Header("Bad Id!", bytes(32), 1000, 1, 1, 3, 8, 0, 0, 1, bytes(16), bytes(16)), [b""])

@@ -130,6 +130,12 @@ def test_latent_mismatch_is_reported_as_such(photo):
         nc.decode(_rewrite_header(data, latent_digest=bytes(16)))
 
 
+def test_reconstruction_digest_mismatch_warns(photo):
+    data = nc.encode_image(crop(photo, 64, 64)).data
+    with pytest.warns(nc.errors.ReconstructionMismatchWarning, match="another device"):
+        nc.decode(_rewrite_header(data, image_digest=bytes(16)))
+
+
 def test_other_weights_are_refused(photo):
     data = nc.encode_image(crop(photo, 64, 64)).data
     with pytest.raises(WeightsMismatchError, match="weights"):

@@ -32,7 +32,7 @@ MAX_HEADER = 1024
 MAX_FRAMES = 1  # v1 files hold one image; video adds a frame index in a later version
 _MODEL_ID = re.compile(rb"[a-z0-9][a-z0-9._-]{0,63}")
 _PREFIX = struct.Struct("<4sBBH")
-_FIXED = struct.Struct("<32sIIIBBHHI16sH")  # after the model id
+_FIXED = struct.Struct("<32sIIIBBHHI16s16sH")  # after the model id
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class Header:
     pad_right: int
     frames: int
     latent_digest: bytes  # BLAKE2b-128 of all quantized latents, see models/base.py
+    image_digest: bytes  # BLAKE2b-128 of the encoder's 8-bit reconstruction
 
     @property
     def quality(self) -> float:
@@ -59,7 +60,7 @@ class Header:
         """Raise InvalidHeaderError if any field is outside its allowed range."""
         if not _MODEL_ID.fullmatch(self.model_id.encode("ascii", "replace")):
             raise InvalidHeaderError(f"invalid model id {self.model_id!r}")
-        if len(self.weights_digest) != 32 or len(self.latent_digest) != 16:
+        if len(self.weights_digest) != 32 or len(self.latent_digest) != 16 or len(self.image_digest) != 16:
             raise InvalidHeaderError("digest fields have the wrong length")
         if not (1 <= self.height <= MAX_SIDE and 1 <= self.width <= MAX_SIDE):
             raise InvalidHeaderError(
@@ -80,7 +81,8 @@ class Header:
         mid = self.model_id.encode("ascii")
         return bytes([len(mid)]) + mid + _FIXED.pack(
             self.weights_digest, self.quality_milli, self.height, self.width, self.channels,
-            self.bit_depth, self.pad_bottom, self.pad_right, self.frames, self.latent_digest, n_sections,
+            self.bit_depth, self.pad_bottom, self.pad_right, self.frames, self.latent_digest,
+            self.image_digest, n_sections,
         )
 
 
@@ -158,8 +160,8 @@ def _parse_header(body: bytes) -> tuple[Header, int]:
         model_id = body[1 : 1 + n].decode("ascii")
     except UnicodeDecodeError:
         raise InvalidHeaderError("model id is not ASCII") from None
-    (wd, q, h, w, c, bd, pb, pr, frames, ld, n_sections) = _FIXED.unpack_from(body, 1 + n)
-    header = Header(model_id, wd, q, h, w, c, bd, pb, pr, frames, ld)
+    (wd, q, h, w, c, bd, pb, pr, frames, ld, idg, n_sections) = _FIXED.unpack_from(body, 1 + n)
+    header = Header(model_id, wd, q, h, w, c, bd, pb, pr, frames, ld, idg)
     header.validate()
     if not (1 <= n_sections <= MAX_SECTIONS):
         raise InvalidHeaderError(f"section count {n_sections} outside 1..{MAX_SECTIONS}")

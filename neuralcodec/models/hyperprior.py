@@ -66,16 +66,20 @@ class Hyperprior(ImageCodec):
             return scales, means
         return params, None
 
-    def forward(self, x: Tensor, quality: Tensor) -> dict[str, Tensor]:
-        """Training pass: noisy likelihoods for the rate, straight-through rounding for the decoder."""
+    def forward(self, x: Tensor, quality: Tensor, ste: bool = True) -> dict[str, Tensor]:
+        """Training pass: noisy likelihoods for the rate; the decoder gets straight-through rounded
+        latents (``ste=True``) or the same noisy latents as the rate term."""
         g, ig = self.gain(quality)
         y = self.g_a(x) * g
         z = self.h_a(y if self.mean else y.abs())
         z_hat, z_lik = self.entropy_bottleneck(z)
         scales, means = self._entropy_params(z_hat, self.h_s)
-        _, y_lik = self.gaussian_conditional(y, scales, means=means)
-        y_hat = _ste_round(y if means is None else y - means)
-        y_hat = y_hat if means is None else y_hat + means
+        y_noisy, y_lik = self.gaussian_conditional(y, scales, means=means)
+        if ste or not self.training:
+            y_hat = _ste_round(y if means is None else y - means)
+            y_hat = y_hat if means is None else y_hat + means
+        else:
+            y_hat = y_noisy
         x_hat = self.g_s(y_hat * ig)
         return {"x_hat": x_hat, "y_likelihoods": y_lik, "z_likelihoods": z_lik}
 
@@ -93,8 +97,13 @@ class Hyperprior(ImageCodec):
         self._y_stage = GaussianStage(self.gaussian_conditional)
 
     def export_tables(self) -> None:
-        """Compute the integer coding tables once; they are stored with the weights."""
-        self.entropy_bottleneck.update(force=True)
+        """Compute the integer coding tables once; they are stored with the weights.
+
+        The hyper-latent quantiles are located by bisection first (compressai's exact search), so
+        tables do not depend on how far the auxiliary loss has converged.
+        """
+        with torch.no_grad():
+            self.entropy_bottleneck.update(force=True, update_quantiles=True)
         self.gaussian_conditional.update_scale_table(default_scale_table(), force=True)
 
     def _y_params(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:

@@ -35,6 +35,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 25
     clip: float = 1.0
+    ste: int = 1  # 1: decoder trains on rounded latents (straight-through); 0: on noisy latents
 
 
 def rd_loss(x: Tensor, out: dict[str, Tensor], lam: Tensor) -> dict[str, Tensor]:
@@ -101,7 +102,7 @@ def train(cfg: TrainConfig) -> Path:
             g["lr"] = lr
         x = sampler.sample(cfg.batch, gen)
         quality = 1 + torch.rand(cfg.batch, generator=gen) * (model.levels - 1)
-        res = rd_loss(x, model(x, quality), lambda_for_quality(quality, cfg.lambdas))
+        res = rd_loss(x, model(x, quality, ste=bool(cfg.ste)), lambda_for_quality(quality, cfg.lambdas))
         opt.zero_grad(set_to_none=True)
         res["loss"].backward()
         torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)

@@ -175,3 +175,10 @@ def test_golden_files_still_decode(name):
 
 def test_golden_files_exist():
     assert list(GOLDEN.glob("*.ncf")), "golden files are missing: run scripts/make_golden.py"
+
+
+def test_oversized_input_refused_before_decoding_pixels(tmp_path):
+    path = tmp_path / "wide.png"
+    Image.new("L", (40000, 1)).save(path)
+    with pytest.raises(InputError, match="exceeds"):
+        nc.io.load_image(path)

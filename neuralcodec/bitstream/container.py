@@ -26,7 +26,7 @@ from ..errors import (
 MAGIC = b"\x89NCF"
 VERSION = (1, 0)
 MAX_SIDE = 32768  # largest height or width accepted
-MAX_PIXELS = 1 << 28  # largest height * width accepted (16384 x 16384)
+MAX_PIXELS = 1 << 26  # largest height * width accepted (8192 x 8192, 67 Mpixel)
 MAX_SECTIONS = 64
 MAX_HEADER = 1024
 MAX_FRAMES = 1  # v1 files hold one image; video adds a frame index in a later version

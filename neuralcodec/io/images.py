@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..bitstream import MAX_PIXELS, MAX_SIDE
 from ..errors import InputError
 from .files import write_atomic
 
-Image.MAX_IMAGE_PIXELS = 1 << 28  # same limit as the container; Pillow raises beyond it
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow refuses decompression bombs beyond twice this
 
 
 class ColorPolicyWarning(UserWarning):
@@ -32,7 +33,13 @@ class LoadedImage:
     bit_depth: int  # 8 or 16 in the source
 
 
+def _check_size(im: Image.Image, name: str) -> None:
+    if im.width * im.height > MAX_PIXELS or max(im.size) > MAX_SIDE:
+        raise InputError(f"{name}: {im.width}x{im.height} exceeds the supported {MAX_PIXELS} pixels / {MAX_SIDE} per side")
+
+
 def _from_pil(im: Image.Image, name: str) -> LoadedImage:
+    _check_size(im, name)
     mode = im.mode
     bit_depth = 16 if mode.startswith("I") else 8
     if mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -67,6 +74,7 @@ def load_image(source: str | Path | Image.Image) -> LoadedImage:
     name = str(source)
     try:
         with Image.open(source) as im:
+            _check_size(im, name)  # before decoding any pixels
             im.load()
             return _from_pil(im, name)
     except FileNotFoundError:

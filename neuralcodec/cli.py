@@ -72,6 +72,29 @@ def _notices(caught: list[warnings.WarningMessage], quiet: bool) -> None:
             print(f"ncodec: notice: {w.message}", file=sys.stderr)
 
 
+def _run(plan: list[tuple[Path, Path]], args: argparse.Namespace, desc: str, job) -> int:
+    """Run ``job(src, dst) -> message`` over the plan: refuse overwrites, print notices and one
+    error line per failed input, and return the exit status."""
+    failed = 0
+    for src, dst in _progress(plan, args.quiet, desc):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                if dst.exists() and not args.force:
+                    raise InputError(f"{dst} exists (use --force to overwrite)")
+                _say(job(src, dst), args.quiet)
+            except (NeuralCodecError, ValueError, OSError) as exc:
+                msg = str(exc)
+                _err(msg if msg.startswith(str(src)) or msg.startswith(str(dst)) else f"{src}: {msg}")
+                failed += 1
+        _notices(caught, args.quiet)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _many(inputs: list[str]) -> bool:
+    return len(inputs) > 1 or Path(inputs[0]).is_dir()
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
     from .codec import encode_images
     from .io import load_image, write_atomic
@@ -82,26 +105,14 @@ def cmd_encode(args: argparse.Namespace) -> int:
     pairs = _expand(args.inputs, IMAGE_SUFFIXES)
     if not pairs:
         raise InputError("no input images found")
-    plan = _plan(pairs, args.output, NCF_SUFFIX, len(args.inputs) > 1 or Path(args.inputs[0]).is_dir())
-    failed = 0
-    for src, dst in _progress(plan, args.quiet, "encoding"):
-        try:
-            if dst.exists() and not args.force:
-                raise InputError(f"{dst} exists (use --force to overwrite)")
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                img = load_image(src)
-            _notices(caught, args.quiet)
-            enc = next(encode_images([img], args.model, args.quality, args.device, batch=1))
-            write_atomic(dst, enc.data)
-            _say(f"{src} -> {dst}: {len(enc.data)} bytes, {enc.bpp:.4f} bpp, {psnr(img.rgb, enc.rgb):.2f} dB", args.quiet)
-        except NeuralCodecError as exc:
-            _err(str(exc))
-            failed += 1
-        except (ValueError, OSError) as exc:
-            _err(f"{src}: {exc}")
-            failed += 1
-    return EXIT_FAILED if failed else EXIT_OK
+
+    def job(src: Path, dst: Path) -> str:
+        img = load_image(src)
+        enc = next(encode_images([img], args.model, args.quality, args.device, batch=1))
+        write_atomic(dst, enc.data)
+        return f"{src} -> {dst}: {len(enc.data)} bytes, {enc.bpp:.4f} bpp, {psnr(img.rgb, enc.rgb):.2f} dB"
+
+    return _run(_plan(pairs, args.output, NCF_SUFFIX, _many(args.inputs)), args, "encoding", job)
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -112,23 +123,13 @@ def cmd_decode(args: argparse.Namespace) -> int:
     pairs = _expand(args.inputs, {NCF_SUFFIX})
     if not pairs:
         raise InputError("no .ncf files found")
-    many = len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
-    plan = _plan(pairs, args.output, "." + args.format, many)
-    failed = 0
-    for src, dst in _progress(plan, args.quiet, "decoding"):
-        try:
-            if dst.exists() and not args.force:
-                raise InputError(f"{dst} exists (use --force to overwrite)")
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                dec = decode(_read(src), args.device)
-            _notices(caught, args.quiet)
-            save_image(dec.rgb, dst, dec.header.channels)
-            _say(f"{src} -> {dst}: {dec.header.width}x{dec.header.height}", args.quiet)
-        except NeuralCodecError as exc:
-            _err(f"{src}: {exc}")
-            failed += 1
-    return EXIT_FAILED if failed else EXIT_OK
+
+    def job(src: Path, dst: Path) -> str:
+        dec = decode(_read(src), args.device)
+        save_image(dec.rgb, dst, dec.header.channels)
+        return f"{src} -> {dst}: {dec.header.width}x{dec.header.height}"
+
+    return _run(_plan(pairs, args.output, "." + args.format, _many(args.inputs)), args, "decoding", job)
 
 
 def _read(path: Path) -> bytes:

@@ -46,7 +46,7 @@ def test_rate_grows_with_quality(photo):
 
 
 def test_batch_and_threads_do_not_change_bytes(photo):
-    ims = [crop(photo, 192, 128, 40 * i, 30 * i) for i in range(3)]
+    ims = [crop(photo, 256, 192, 60 * i, 40 * i) for i in range(3)]
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)

@@ -12,13 +12,13 @@ import copy
 
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
 from torch import Tensor, nn
 
 from ..entropy import FactorizedStage, GaussianStage, default_scale_table
 from .base import Coded, ImageCodec
 from .gain import GainUnits
+from .layers import StableGDN as GDN
 
 
 def _ste_round(x: Tensor) -> Tensor:

@@ -185,13 +185,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     for mid, spec in REGISTRY.items():
         entry = manifest.get(mid, {})
         rows.append({"id": mid, "description": spec.description, "config": spec.config,
-                     "weights": entry.get("file"), "training": entry.get("training"),
-                     "kodak_rd": entry.get("kodak_rd", [])})
+                     "weights": entry.get("file"), "quality_range": entry.get("quality_range"),
+                     "default_quality": entry.get("default_quality"),
+                     "training": entry.get("training"), "kodak_rd": entry.get("kodak_rd", [])})
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     for r in rows:
-        state = "weights installed" if r["weights"] else "no weights installed"
+        state = "no weights installed"
+        if r["weights"]:
+            lo, hi = r["quality_range"] or (1, r["config"].get("levels", 1))
+            state = f"weights installed, quality {lo:g}..{hi:g}, default {r['default_quality'] or (lo + hi) / 2:g}"
         print(f"{r['id']}: {r['description']} ({state})")
         for p in r["kodak_rd"]:
             print(f"    quality {p['quality']:<4} {p['bpp']:.3f} bpp  {p['psnr']:.2f} dB PSNR (Kodak mean)")
@@ -202,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .codec import DEFAULT_QUALITY
     from .models import DEFAULT_MODEL
 
+
     p = argparse.ArgumentParser(prog="ncodec", description="Learned image compression.")
     p.add_argument("--version", action="version", version=f"ncodec {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -210,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("inputs", nargs="+", help="image files or directories (searched recursively)")
     e.add_argument("-o", "--output", help="output file (one input) or directory (keeps relative paths)")
     e.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL}; see 'ncodec models')")
-    e.add_argument("--quality", type=float, default=DEFAULT_QUALITY, help=f"1 (smallest) .. 6 (best), any float (default {DEFAULT_QUALITY})")
+    e.add_argument("--quality", type=float, default=DEFAULT_QUALITY,
+                   help="any float in the model's range, higher is better (default and ranges: 'ncodec models')")
     e.set_defaults(func=cmd_encode)
 
     d = sub.add_parser("decode", help="decompress .ncf files to images")

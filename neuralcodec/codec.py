@@ -30,7 +30,7 @@ from .io.images import LoadedImage, load_image
 from .models import DEFAULT_MODEL
 from .models.weights import LoadedModel, load_model
 
-DEFAULT_QUALITY = 3.0
+DEFAULT_QUALITY = None  # None: the model's default quality from weights/manifest.json
 ImageSource = str | Path | Image.Image | LoadedImage
 
 
@@ -67,15 +67,16 @@ def image_digest(rgb: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(rgb).tobytes(), digest_size=16).digest()
 
 
-def _quality_milli(model: LoadedModel, quality: float) -> int:
-    model.model.check_quality(float(quality))
+def _quality_milli(model: LoadedModel, quality: float | None) -> int:
+    quality = model.default_quality if quality is None else quality
+    model.check_quality(float(quality))
     return int(round(float(quality) * 1000))
 
 
 def encode_images(
     images: Iterable[ImageSource],
     model: str = DEFAULT_MODEL,
-    quality: float = DEFAULT_QUALITY,
+    quality: float | None = DEFAULT_QUALITY,
     device: str = "cpu",
     batch: int = 4,
 ) -> Iterator[EncodedImage]:
@@ -92,7 +93,9 @@ def encode_images(
         yield from _encode_chunk(loaded, chunk, q_milli)
 
 
-def encode_image(image: ImageSource, model: str = DEFAULT_MODEL, quality: float = DEFAULT_QUALITY, device: str = "cpu") -> EncodedImage:
+def encode_image(
+    image: ImageSource, model: str = DEFAULT_MODEL, quality: float | None = DEFAULT_QUALITY, device: str = "cpu"
+) -> EncodedImage:
     """Encode one image (path, PIL image or LoadedImage)."""
     return next(encode_images([image], model, quality, device, batch=1))
 

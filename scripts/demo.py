@@ -11,6 +11,8 @@ import neuralcodec as nc
 from neuralcodec._malloc import tune_malloc
 from neuralcodec.io import load_image, save_image, write_atomic
 from neuralcodec.metrics import psnr
+from neuralcodec.models import DEFAULT_MODEL
+from neuralcodec.models.weights import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,9 +21,11 @@ def main() -> None:
     tune_malloc()
     out = ROOT / "out" / "demo"
     print(f"{'image':<14}{'quality':>8}{'bytes':>9}{'bpp':>8}{'PSNR dB':>9}  decoded == encoder's reconstruction")
+    loaded = load_model(DEFAULT_MODEL)
+    qualities = (loaded.quality_range[0], loaded.default_quality, loaded.quality_range[1])
     for path in sorted((ROOT / "samples").glob("*.png")):
         img = load_image(path)
-        for q in (2.0, 4.0):
+        for q in qualities:
             enc = nc.encode_image(img, quality=q)
             ncf = out / f"{path.stem}_q{q:g}.ncf"
             write_atomic(ncf, enc.data)
@@ -31,7 +35,7 @@ def main() -> None:
             print(f"{path.name:<14}{q:>8g}{len(enc.data):>9}{enc.bpp:>8.3f}{psnr(img.rgb, dec.rgb):>9.2f}  {same}")
             if not same:
                 raise SystemExit("decoder output differs from the encoder's reconstruction")
-    print(f"files in {out}; try: .venv/bin/ncodec info {out}/coffee_q4.ncf")
+    print(f"model {DEFAULT_MODEL}; files in {out}; try: .venv/bin/ncodec info {out}/coffee_q{qualities[1]:g}.ncf")
 
 
 if __name__ == "__main__":

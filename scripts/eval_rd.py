@@ -30,9 +30,9 @@ from neuralcodec.models.weights import read_manifest, weights_dir
 from neuralcodec.train.data import list_images
 
 PILLOW = {
-    "jpeg": ("JPEG", [5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95], {}),
-    "webp": ("WEBP", [5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95], {"method": 6}),
-    "avif": ("AVIF", [10, 20, 30, 40, 50, 60, 70, 80, 90], {}),
+    "jpeg": ("JPEG", [1, 3, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95], {}),
+    "webp": ("WEBP", [0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95], {"method": 6}),
+    "avif": ("AVIF", [5, 10, 20, 30, 40, 50, 60, 70, 80, 90], {}),
 }
 
 

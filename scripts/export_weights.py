@@ -21,6 +21,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint")
     p.add_argument("--out", default=None, help="weights folder (default: weights/)")
+    p.add_argument("--quality-range", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="qualities the weights are shipped for (those that measured better than JPEG)")
+    p.add_argument("--default-quality", type=float)
     args = p.parse_args()
     ck = torch.load(args.checkpoint, weights_only=False)
     cfg = ck["config"]
@@ -40,6 +43,10 @@ def main() -> None:
                 f"--{k} {v}" for k, v in cfg.items() if k in ("model", "out", "steps", "lr")),
         }
     }
+    if args.quality_range:
+        info["quality_range"] = args.quality_range
+    if args.default_quality is not None:
+        info["default_quality"] = args.default_quality
     path = export_weights(model, cfg["model"], info, Path(args.out) if args.out else None)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 

@@ -24,12 +24,12 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     im = Image.open(ROOT / "samples" / "chelsea.png").convert("RGB").crop((150, 40, 250, 110))  # 100x70
     for model in ["mean-scale-hyperprior"]:
-        enc = nc.encode_image(im, model=model, quality=3.0)
+        enc = nc.encode_image(im, model=model, quality=None)
         name = f"v{bitstream.VERSION[0]}.{bitstream.VERSION[1]}-{model}"
         (out / f"{name}.ncf").write_bytes(enc.data)
         meta = {
             "model": model, "format": ".".join(map(str, bitstream.VERSION)), "source": "samples/chelsea.png crop (150,40,250,110)",
-            "quality": 3.0, "weights_sha256": enc.header.weights_digest.hex(),
+            "quality": enc.header.quality, "weights_sha256": enc.header.weights_digest.hex(),
             "rgb_sha256": hashlib.sha256(enc.rgb.tobytes()).hexdigest(),
         }
         (out / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")

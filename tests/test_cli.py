@@ -9,6 +9,8 @@ import pytest
 from PIL import Image
 
 from neuralcodec import bitstream
+from neuralcodec.models import DEFAULT_MODEL
+from neuralcodec.models.weights import load_model
 
 from .conftest import SAMPLES, run_cli
 from .test_bitstream import absurd_dims, reheader
@@ -30,14 +32,15 @@ def assert_one_line_error(res):
 
 def test_encode_decode_info(small_png, tmp_path):
     ncf, png = tmp_path / "cat.ncf", tmp_path / "cat.png"
-    res = run_cli("encode", str(small_png), "-o", str(ncf), "--quality", "4")
+    res = run_cli("encode", str(small_png), "-o", str(ncf))
     assert res.returncode == 0, res.stderr
     assert "bpp" in res.stdout and ncf.exists()
     res = run_cli("decode", str(ncf), "-o", str(png))
     assert res.returncode == 0, res.stderr
     assert Image.open(png).size == (96, 80)
     info = json.loads(run_cli("info", str(ncf), "--json").stdout)
-    assert info["width"] == 96 and info["quality"] == 4.0 and info["bytes"] == ncf.stat().st_size
+    assert info["width"] == 96 and info["bytes"] == ncf.stat().st_size
+    assert info["quality"] == load_model(DEFAULT_MODEL).default_quality
     assert "mean-scale-hyperprior" in run_cli("info", str(ncf)).stdout
 
 

@@ -49,6 +49,14 @@ class LoadedModel:
     model: ImageCodec
     digest: bytes
     device: str
+    quality_range: tuple[float, float]  # what the shipped weights are validated for (manifest)
+    default_quality: float
+
+    def check_quality(self, quality: float) -> None:
+        """Raise ValueError unless ``quality`` is in the range these weights are shipped for."""
+        lo, hi = self.quality_range
+        if not (lo <= quality <= hi):
+            raise ValueError(f"quality must be between {lo:g} and {hi:g} for '{self.model_id}', got {quality:g}")
 
 
 def _load_state(model: ImageCodec, state: dict[str, torch.Tensor]) -> None:
@@ -78,7 +86,9 @@ def load_model(model_id: str, device: str = "cpu") -> LoadedModel:
     _load_state(model, load_file(str(path)))
     model.eval().to(device)
     model.prepare_for_coding()
-    return LoadedModel(model_id, model, digest, device)
+    lo, hi = (float(v) for v in entry.get("quality_range", [1.0, float(model.levels)]))
+    default = float(entry.get("default_quality", (lo + hi) / 2))
+    return LoadedModel(model_id, model, digest, device, (lo, hi), default)
 
 
 def export_weights(model: ImageCodec, model_id: str, info: dict, folder: Path | None = None) -> Path:

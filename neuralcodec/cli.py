@@ -99,7 +99,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from .codec import encode_images
     from .io import load_image, write_atomic
     from .metrics import psnr
-    from .train.data import IMAGE_SUFFIXES
+    from .io.files import IMAGE_SUFFIXES
 
     _check_device(args.device)
     pairs = _expand(args.inputs, IMAGE_SUFFIXES)

@@ -21,7 +21,7 @@ from PIL import Image
 from neuralcodec._malloc import tune_malloc
 from neuralcodec.entropy import coder
 from neuralcodec.models.weights import load_model
-from neuralcodec.train.data import list_images
+from neuralcodec.io.files import list_images
 
 
 def kodak_latents(model_id: str, data: str, limit: int, quality: float):

@@ -23,7 +23,7 @@ import neuralcodec as nc
 from neuralcodec._malloc import tune_malloc
 from neuralcodec.io.images import LoadedImage
 from neuralcodec.models.weights import load_model
-from neuralcodec.train.data import list_images
+from neuralcodec.io.files import list_images
 
 
 def compressai_twin(model_id: str) -> MeanScaleHyperprior:

@@ -27,7 +27,7 @@ from neuralcodec._malloc import tune_malloc
 from neuralcodec.metrics import bd_rate, dist_at_rate, ms_ssim, psnr
 from neuralcodec.models import REGISTRY
 from neuralcodec.models.weights import read_manifest, weights_dir
-from neuralcodec.train.data import list_images
+from neuralcodec.io.files import list_images
 
 PILLOW = {
     "jpeg": ("JPEG", [1, 3, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95], {}),

@@ -7,6 +7,13 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """All image files below ``folder``, sorted so every run sees the same order."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
 
 def write_atomic(path: str | Path, data: bytes | Callable[[Path], None]) -> None:
     """Write ``data`` (bytes, or a function writing to the given temp path) so that ``path``

@@ -9,13 +9,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """All image files below ``folder``, sorted so every run sees the same order."""
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-
+from ..io.files import list_images
 
 class CropSampler:
     """Random crops with horizontal flips, drawn with an explicit generator (resumable)."""

@@ -101,7 +101,7 @@ def test_unreadable_image_and_missing_file(tmp_path):
 
 def test_unknown_model_and_bad_quality(small_png, tmp_path):
     assert_one_line_error(run_cli("encode", str(small_png), "-o", str(tmp_path / "a.ncf"), "--model", "nope"))
-    assert_one_line_error(run_cli("encode", str(small_png), "-o", str(tmp_path / "b.ncf"), "--quality", "0"))
+    assert_one_line_error(run_cli("encode", str(small_png), "-o", str(tmp_path / "b.ncf"), "--quality", "99"))
 
 
 def test_directory_mode_keeps_relative_paths(small_png, tmp_path):

@@ -27,9 +27,9 @@ class ImageCodec(nn.Module):
     levels: int
 
     def check_quality(self, quality: float) -> None:
-        """Raise ValueError unless ``quality`` is in the model's range [1, levels]."""
-        if not (1.0 <= quality <= self.levels):
-            raise ValueError(f"quality must be between 1 and {self.levels}, got {quality}")
+        """Raise ValueError unless ``quality`` is in the model's range [0, levels] (below 1: extrapolated)."""
+        if not (0.0 <= quality <= self.levels):
+            raise ValueError(f"quality must be between 0 and {self.levels}, got {quality}")
 
     def prepare_for_coding(self) -> None:  # pragma: no cover - interface
         raise NotImplementedError

@@ -3,7 +3,8 @@
 The latent is multiplied channel-wise by a gain vector before quantization and by an inverse
 gain vector after; a larger gain means finer quantization and a higher rate. Each of ``levels``
 trained operating points has its own pair of vectors; a fractional quality interpolates them
-geometrically, so ``quality`` is any float in ``[1, levels]``.
+geometrically, so ``quality`` is any float in ``[1, levels]``. Qualities in ``[0, 1)`` extrapolate
+the first two levels' gains geometrically (untrained operating points: measure before shipping).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ class GainUnits(nn.Module):
 
     def forward(self, quality: Tensor) -> tuple[Tensor, Tensor]:
         """Gain and inverse gain, shaped (B, C, 1, 1), for a batch of float qualities in [1, L]."""
-        pos = (quality.to(self.log_gain.dtype) - 1.0).clamp(0, self.levels - 1)
-        low = pos.floor().long().clamp(max=self.levels - 2)
+        pos = (quality.to(self.log_gain.dtype) - 1.0).clamp(-1, self.levels - 1)
+        low = pos.floor().long().clamp(0, self.levels - 2)
         t = (pos - low.to(pos.dtype))[:, None]
         log_g = self.log_gain[low] * (1 - t) + self.log_gain[low + 1] * t
         log_ig = self.log_inv_gain[low] * (1 - t) + self.log_inv_gain[low + 1] * t

@@ -114,7 +114,7 @@ def train(cfg: TrainConfig) -> Path:
         step += 1
         bar.update(1)
         for k in acc:
-            acc[k] += float(res[k])
+            acc[k] += float(res[k].detach())
         if step % cfg.log_every == 0:
             n = cfg.log_every
             rec = {"step": step, "lr": lr, "aux": float(aux), "sec": round(time.time() - t0, 1)}

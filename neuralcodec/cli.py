@@ -108,9 +108,10 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     def job(src: Path, dst: Path) -> str:
         img = load_image(src)
-        enc = next(encode_images([img], args.model, args.quality, args.device, batch=1))
+        enc = next(encode_images([img], args.model, args.quality, args.device, batch=1, reconstruct=args.verify))
         write_atomic(dst, enc.data)
-        return f"{src} -> {dst}: {len(enc.data)} bytes, {enc.bpp:.4f} bpp, {psnr(img.rgb, enc.rgb):.2f} dB"
+        extra = f", {psnr(img.rgb, enc.rgb):.2f} dB PSNR" if args.verify else ""
+        return f"{src} -> {dst}: {len(enc.data)} bytes, {enc.bpp:.4f} bpp{extra}"
 
     return _run(_plan(pairs, args.output, NCF_SUFFIX, _many(args.inputs)), args, "encoding", job)
 
@@ -217,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL}; see 'ncodec models')")
     e.add_argument("--quality", type=float, default=DEFAULT_QUALITY,
                    help="any float in the model's range, higher is better (default and ranges: 'ncodec models')")
+    e.add_argument("--verify", action="store_true",
+                   help="also reconstruct: print PSNR and record the image digest decoders check")
     e.set_defaults(func=cmd_encode)
 
     d = sub.add_parser("decode", help="decompress .ncf files to images")

@@ -38,7 +38,7 @@ ImageSource = str | Path | Image.Image | LoadedImage
 class EncodedImage:
     data: bytes  # the complete .ncf file
     header: bitstream.Header
-    rgb: np.ndarray  # (H, W, 3) uint8: exactly what decode() will return
+    rgb: np.ndarray | None  # (H, W, 3) uint8, exactly what decode() returns; None unless reconstruct=True
 
     @property
     def bpp(self) -> float:
@@ -62,6 +62,9 @@ def _to_uint8(x_hat: torch.Tensor, height: int, width: int) -> np.ndarray:
     return x.permute(1, 2, 0).contiguous().cpu().numpy()
 
 
+NO_DIGEST = bytes(16)  # image digest field of a file whose encoder did not reconstruct
+
+
 def image_digest(rgb: np.ndarray) -> bytes:
     """BLAKE2b-128 of an 8-bit (H, W, 3) image, as stored in the header."""
     return hashlib.blake2b(np.ascontiguousarray(rgb).tobytes(), digest_size=16).digest()
@@ -79,28 +82,38 @@ def encode_images(
     quality: float | None = DEFAULT_QUALITY,
     device: str = "cpu",
     batch: int = 4,
+    reconstruct: bool = False,
 ) -> Iterator[EncodedImage]:
-    """Encode images in input order; same-size images in a chunk of ``batch`` share one network call."""
+    """Encode images in input order; same-size images in a chunk of ``batch`` share one network call.
+
+    ``reconstruct=True`` also runs the synthesis (as long again as the analysis) to return the
+    decoder's exact output in ``.rgb`` and record its digest, so a decoder on another device can
+    tell if its pixels drift.
+    """
     loaded = load_model(model, device)
     q_milli = _quality_milli(loaded, quality)
     chunk: list[LoadedImage] = []
     for src in images:
         chunk.append(src if isinstance(src, LoadedImage) else load_image(src))
         if len(chunk) == batch:
-            yield from _encode_chunk(loaded, chunk, q_milli)
+            yield from _encode_chunk(loaded, chunk, q_milli, reconstruct)
             chunk = []
     if chunk:
-        yield from _encode_chunk(loaded, chunk, q_milli)
+        yield from _encode_chunk(loaded, chunk, q_milli, reconstruct)
 
 
 def encode_image(
-    image: ImageSource, model: str = DEFAULT_MODEL, quality: float | None = DEFAULT_QUALITY, device: str = "cpu"
+    image: ImageSource,
+    model: str = DEFAULT_MODEL,
+    quality: float | None = DEFAULT_QUALITY,
+    device: str = "cpu",
+    reconstruct: bool = False,
 ) -> EncodedImage:
-    """Encode one image (path, PIL image or LoadedImage)."""
-    return next(encode_images([image], model, quality, device, batch=1))
+    """Encode one image (path, PIL image or LoadedImage); see :func:`encode_images`."""
+    return next(encode_images([image], model, quality, device, batch=1, reconstruct=reconstruct))
 
 
-def _encode_chunk(loaded: LoadedModel, images: list[LoadedImage], q_milli: int) -> Iterator[EncodedImage]:
+def _encode_chunk(loaded: LoadedModel, images: list[LoadedImage], q_milli: int, reconstruct: bool) -> Iterator[EncodedImage]:
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, im in enumerate(images):
         by_size.setdefault(im.rgb.shape[:2], []).append(i)
@@ -111,11 +124,12 @@ def _encode_chunk(loaded: LoadedModel, images: list[LoadedImage], q_milli: int) 
         x = torch.from_numpy(np.stack([images[i].rgb for i in idx])).to(loaded.device)
         x = x.permute(0, 3, 1, 2).float().div_(255).contiguous()
         x = F.pad(x, (0, pr, 0, pb), mode="replicate")
-        for i, coded in zip(idx, loaded.model.compress(x, q_milli / 1000)):
-            im, rgb = images[i], _to_uint8(coded.x_hat, h, w)
+        for i, coded in zip(idx, loaded.model.compress(x, q_milli / 1000, reconstruct)):
+            im = images[i]
+            rgb = _to_uint8(coded.x_hat, h, w) if reconstruct else None
             header = bitstream.Header(
                 loaded.model_id, loaded.digest, q_milli, h, w, im.channels, im.bit_depth, pb, pr, 1,
-                coded.latent_digest, image_digest(rgb),
+                coded.latent_digest, image_digest(rgb) if reconstruct else NO_DIGEST,
             )
             results[i] = EncodedImage(bitstream.pack(header, coded.sections), header, rgb)
     for i in range(len(images)):
@@ -155,7 +169,7 @@ def decode(data: bytes, device: str = "cpu") -> DecodedImage:
             "mismatch (different device, platform or library versions)"
         )
     rgb = _to_uint8(coded.x_hat, h.height, h.width)
-    if image_digest(rgb) != h.image_digest:
+    if h.image_digest != NO_DIGEST and image_digest(rgb) != h.image_digest:
         warnings.warn(
             "decoded pixels differ slightly from the encoder's reconstruction (the latents match; the "
             "synthesis transform ran on another device or library build)",

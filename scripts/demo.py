@@ -26,7 +26,7 @@ def main() -> None:
     for path in sorted((ROOT / "samples").glob("*.png")):
         img = load_image(path)
         for q in qualities:
-            enc = nc.encode_image(img, quality=q)
+            enc = nc.encode_image(img, quality=q, reconstruct=True)
             ncf = out / f"{path.stem}_q{q:g}.ncf"
             write_atomic(ncf, enc.data)
             dec = nc.decode(ncf.read_bytes())

@@ -49,7 +49,7 @@ def pillow_point(images: list[np.ndarray], fmt: str, q: int, extra: dict) -> dic
 def model_point(images: list[np.ndarray], model: str, q: float, device: str) -> dict:
     rows = []
     loaded = [nc.io.images.LoadedImage(im, 3, 8) for im in images]
-    for ref, enc in zip(images, nc.encode_images(loaded, model, q, device, batch=1)):
+    for ref, enc in zip(images, nc.encode_images(loaded, model, q, device, batch=1, reconstruct=True)):
         dec = nc.decode(enc.data, device)
         if not np.array_equal(dec.rgb, enc.rgb):
             sys.exit(f"{model} q={q}: decoded image differs from the encoder's reconstruction")

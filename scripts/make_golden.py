@@ -24,7 +24,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     im = Image.open(ROOT / "samples" / "chelsea.png").convert("RGB").crop((150, 40, 250, 110))  # 100x70
     for model in ["mean-scale-hyperprior"]:
-        enc = nc.encode_image(im, model=model, quality=None)
+        enc = nc.encode_image(im, model=model, quality=None, reconstruct=True)
         name = f"v{bitstream.VERSION[0]}.{bitstream.VERSION[1]}-{model}"
         (out / f"{name}.ncf").write_bytes(enc.data)
         meta = {

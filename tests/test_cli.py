@@ -47,9 +47,9 @@ def test_encode_decode_info(small_png, tmp_path):
 def test_decoded_file_equals_api_reconstruction(small_png, tmp_path):
     import neuralcodec as nc
 
-    run_cli("encode", str(small_png), "-o", str(tmp_path / "a.ncf"))
+    run_cli("encode", str(small_png), "-o", str(tmp_path / "a.ncf"), "--verify")
     run_cli("decode", str(tmp_path / "a.ncf"), "-o", str(tmp_path / "a.png"))
-    enc = nc.encode_image(small_png)
+    enc = nc.encode_image(small_png, reconstruct=True)
     assert enc.data == (tmp_path / "a.ncf").read_bytes()
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), enc.rgb)
 

@@ -17,7 +17,7 @@ class Coded:
 
     sections: list[bytes]
     latent_digest: bytes
-    x_hat: Tensor  # (1, 3, H, W) padded reconstruction in [0, 1]
+    x_hat: Tensor | None  # (1, 3, H, W) padded reconstruction in [0, 1], if it was computed
 
 
 class ImageCodec(nn.Module):
@@ -37,7 +37,7 @@ class ImageCodec(nn.Module):
     def export_tables(self) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def compress(self, x: Tensor, quality: float) -> list[Coded]:  # pragma: no cover - interface
+    def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:  # pragma: no cover
         raise NotImplementedError
 
     def decompress(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> Coded:  # pragma: no cover

@@ -53,7 +53,6 @@ class Hyperprior(ImageCodec):
         self.gain = GainUnits(M, levels)
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
-        self._h_s64: nn.Module | None = None
 
     @property
     def levels(self) -> int:
@@ -92,7 +91,8 @@ class Hyperprior(ImageCodec):
         and decoder; float64 keeps batch- and thread-dependent round-off far from the decision
         boundaries (a remaining disagreement is caught by the latent digest).
         """
-        self._h_s64 = copy.deepcopy(self.h_s).double().eval()
+        # not registered as a submodule: it is derived from h_s and must not enter the state dict
+        object.__setattr__(self, "_h_s64", copy.deepcopy(self.h_s).double().eval())
         self._z_stage = FactorizedStage(self.entropy_bottleneck)
         self._y_stage = GaussianStage(self.gaussian_conditional)
 
@@ -111,8 +111,9 @@ class Hyperprior(ImageCodec):
         return self._y_stage.parameters(scales, means)
 
     @torch.no_grad()
-    def compress(self, x: Tensor, quality: float) -> list[Coded]:
-        """Encode a batch (B, 3, H, W) in [0, 1], H and W multiples of ``downsampling``."""
+    def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:
+        """Encode a batch (B, 3, H, W) in [0, 1], H and W multiples of ``downsampling``; with
+        ``reconstruct`` also run the synthesis to return what the decoder will output."""
         g, ig = self.gain(torch.full((x.shape[0],), float(quality), device=x.device))
         y = self.g_a(x) * g
         z = self.h_a(y if self.mean else y.abs())
@@ -121,12 +122,13 @@ class Hyperprior(ImageCodec):
         indexes, means_q = self._y_params(z_hat)
         y_sym = self._y_stage.quantize(y, means_q)
         y_hat = self._y_stage.dequantize(y_sym, means_q)
-        x_hat = self.g_s(y_hat * ig).clamp_(0, 1)
+        x_hat = self.g_s(y_hat * ig).clamp_(0, 1) if reconstruct else None
         z_np, y_np, idx_np = (t.cpu().numpy() for t in (z_sym, y_sym, indexes))
         out = []
         for i in range(x.shape[0]):
             sections = [self._z_stage.encode(z_np[i]), self._y_stage.encode(y_np[i], idx_np[i])]
-            out.append(Coded(sections, self.latent_digest([z_np[i], y_np[i]]), x_hat[i : i + 1]))
+            rec = x_hat[i : i + 1] if x_hat is not None else None
+            out.append(Coded(sections, self.latent_digest([z_np[i], y_np[i]]), rec))
         return out
 
     @torch.no_grad()

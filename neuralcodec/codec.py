@@ -123,7 +123,8 @@ def _encode_chunk(loaded: LoadedModel, images: list[LoadedImage], q_milli: int, 
         pb, pr = -h % k, -w % k
         x = torch.from_numpy(np.stack([images[i].rgb for i in idx])).to(loaded.device)
         x = x.permute(0, 3, 1, 2).float().div_(255).contiguous()
-        x = F.pad(x, (0, pr, 0, pb), mode="replicate")
+        if pb or pr:
+            x = F.pad(x, (0, pr, 0, pb), mode="replicate")
         for i, coded in zip(idx, loaded.model.compress(x, q_milli / 1000, reconstruct)):
             im = images[i]
             rgb = _to_uint8(coded.x_hat, h, w) if reconstruct else None

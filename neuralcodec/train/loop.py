@@ -117,7 +117,7 @@ def train(cfg: TrainConfig) -> Path:
             acc[k] += float(res[k].detach())
         if step % cfg.log_every == 0:
             n = cfg.log_every
-            rec = {"step": step, "lr": lr, "aux": float(aux), "sec": round(time.time() - t0, 1)}
+            rec = {"step": step, "lr": lr, "aux": float(aux.detach()), "sec": round(time.time() - t0, 1)}
             rec.update({k: v / n for k, v in acc.items()})
             rec["psnr"] = -10 * math.log10(max(rec["mse"], 1e-10))
             log.write(json.dumps(rec) + "\n")

@@ -55,7 +55,7 @@ def main() -> None:
     p.add_argument("--model", default="mean-scale-hyperprior")
     p.add_argument("--data", default="../shared/data/kodak")
     p.add_argument("--limit", type=int, default=8)
-    p.add_argument("--quality", type=float, default=4.0)
+    p.add_argument("--quality", type=float, default=0.75)
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
     tables, gc, latents = kodak_latents(args.model, args.data, args.limit, args.quality)

@@ -50,7 +50,7 @@ def main() -> None:
     p.add_argument("--model", default="mean-scale-hyperprior")
     p.add_argument("--data", default="../shared/data/kodak")
     p.add_argument("--limit", type=int, default=6)
-    p.add_argument("--quality", type=float, default=6.0)
+    p.add_argument("--quality", type=float, default=None, help="default: the model's default quality")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)

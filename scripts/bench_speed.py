@@ -22,7 +22,7 @@ from PIL import Image
 import neuralcodec as nc
 from neuralcodec._malloc import tune_malloc
 from neuralcodec.io.images import LoadedImage
-from neuralcodec.models.weights import load_model
+from neuralcodec.models.weights import load_model, load_state
 from neuralcodec.io.files import list_images
 
 
@@ -30,11 +30,7 @@ def compressai_twin(model_id: str) -> MeanScaleHyperprior:
     ours = load_model(model_id).model
     cfg = ours.gain.log_gain.shape[1], ours.g_a[0].out_channels
     twin = MeanScaleHyperprior(N=cfg[1], M=cfg[0])
-    state = {k: v for k, v in ours.state_dict().items() if not k.startswith("gain.")}
-    for name, buf in twin.named_buffers():
-        if name in state:
-            buf.resize_(state[name].shape)
-    twin.load_state_dict(state)
+    load_state(twin, {k: v for k, v in ours.state_dict().items() if not k.startswith("gain.")})
     return twin.eval()
 
 

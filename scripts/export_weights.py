@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from neuralcodec.models.registry import get_spec
-from neuralcodec.models.weights import _load_state, export_weights
+from neuralcodec.models.weights import load_state, export_weights
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     ck = torch.load(args.checkpoint, weights_only=False)
     cfg = ck["config"]
     model = get_spec(cfg["model"]).build()
-    _load_state(model, ck["model"])
+    load_state(model, ck["model"])
     log = Path(args.checkpoint).parent / "log.jsonl"
     seconds = None
     if log.exists():

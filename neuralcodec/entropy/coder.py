@@ -49,10 +49,17 @@ class CdfTables:
     def ideal_bits(self, values: np.ndarray, rows: np.ndarray) -> float:
         """Information content of ``values`` under the integer tables (what a perfect coder spends)."""
         rows = rows.ravel().astype(np.int64)
-        idx = values.ravel().astype(np.int64) - self.offsets[rows]
-        esc = (idx < 0) | (idx >= self.escape[rows])
-        idx[esc] = self.escape[rows][esc]
+        idx, _ = _symbol_indices(values.ravel(), self.offsets[rows], self.escape[rows])
         return float(-np.log2(self.freq_table[rows, idx] / 65536.0).sum())
+
+
+def _symbol_indices(values: np.ndarray, offsets: np.ndarray, escape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Table index of each value (its row's offset and escape index given per value) and the
+    mask of values that fall outside their row and are coded as the escape symbol."""
+    idx = values.astype(np.int64) - offsets
+    esc = (idx < 0) | (idx >= escape)
+    idx[esc] = escape[esc]
+    return idx, esc
 
 
 def _groups(rows: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
@@ -80,12 +87,8 @@ def encode(values: np.ndarray, rows: np.ndarray, tables: CdfTables) -> bytes:
     order, groups = _groups(rows)
     if not groups:
         return struct.pack("<I", 0)
-    idx = values[order].astype(np.int64) - _per_run(tables.offsets, groups)
-    esc_sorted = (idx < 0) | (idx >= _per_run(tables.escape, groups))
-    escapes = np.zeros(0, dtype="<i4")
-    if esc_sorted.any():
-        idx[esc_sorted] = _per_run(tables.escape, groups)[esc_sorted]
-        escapes = values[np.sort(order[esc_sorted])].astype("<i4")  # in position order
+    idx, esc_sorted = _symbol_indices(values[order], _per_run(tables.offsets, groups), _per_run(tables.escape, groups))
+    escapes = values[np.sort(order[esc_sorted])].astype("<i4")  # in position order
     idx = idx.astype(np.int32)
     coder = _AnsCoder()
     for row, s, e in reversed(groups):  # ANS is a stack: last group in, first out

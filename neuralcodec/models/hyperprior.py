@@ -121,8 +121,9 @@ class Hyperprior(ImageCodec):
         z_hat = self._z_stage.dequantize(z_sym)
         indexes, means_q = self._y_params(z_hat)
         y_sym = self._y_stage.quantize(y, means_q)
-        y_hat = self._y_stage.dequantize(y_sym, means_q)
-        x_hat = self.g_s(y_hat * ig).clamp_(0, 1) if reconstruct else None
+        x_hat = None
+        if reconstruct:
+            x_hat = self.g_s(self._y_stage.dequantize(y_sym, means_q) * ig).clamp_(0, 1)
         z_np, y_np, idx_np = (t.cpu().numpy() for t in (z_sym, y_sym, indexes))
         out = []
         for i in range(x.shape[0]):

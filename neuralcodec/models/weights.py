@@ -59,7 +59,8 @@ class LoadedModel:
             raise ValueError(f"quality must be between {lo:g} and {hi:g} for '{self.model_id}', got {quality:g}")
 
 
-def _load_state(model: ImageCodec, state: dict[str, torch.Tensor]) -> None:
+def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a state dict, resizing compressai's table buffers to the sizes stored in it."""
     for name, buf in model.named_buffers():
         if name.endswith(_SIZED_BUFFERS) and name in state:
             buf.resize_(state[name].shape)
@@ -83,7 +84,7 @@ def load_model(model_id: str, device: str = "cpu") -> LoadedModel:
     if digest.hex() != entry["sha256"]:
         raise ModelError(f"weights file {path} does not match the digest in its manifest")
     model = spec.build()
-    _load_state(model, load_file(str(path)))
+    load_state(model, load_file(str(path)))
     model.eval().to(device)
     model.prepare_for_coding()
     lo, hi = (float(v) for v in entry.get("quality_range", [1.0, float(model.levels)]))

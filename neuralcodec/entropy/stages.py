@@ -96,7 +96,12 @@ class GaussianStage:
         Layout matters: a channels-last tensor makes the synthesis pick other kernels whose
         round-off differs, and the reconstruction would no longer match the decoder's bit for bit.
         """
-        return (symbols.double() + means_q.double() / MEAN_STEPS).float().contiguous()
+        return GaussianStage.values(symbols, means_q).float().contiguous()
+
+    @staticmethod
+    def values(symbols: Tensor, means_q: Tensor) -> Tensor:
+        """Dequantized values in float64 (what context models condition on)."""
+        return symbols.double() + means_q.double() / MEAN_STEPS
 
     def encode(self, symbols: np.ndarray, indexes: np.ndarray) -> bytes:
         return coder.encode(symbols, indexes, self.tables)

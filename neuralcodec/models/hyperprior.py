@@ -18,11 +18,7 @@ from torch import Tensor, nn
 from ..entropy import FactorizedStage, GaussianStage, default_scale_table
 from .base import Coded, ImageCodec
 from .gain import GainUnits
-from .layers import StableGDN as GDN
-
-
-def _ste_round(x: Tensor) -> Tensor:
-    return x + (torch.round(x) - x).detach()
+from .transforms import analysis, ste_round, synthesis
 
 
 class Hyperprior(ImageCodec):
@@ -33,13 +29,8 @@ class Hyperprior(ImageCodec):
     def __init__(self, N: int = 128, M: int = 192, levels: int = 6, mean: bool = True) -> None:
         super().__init__()
         self.mean = mean
-        self.g_a = nn.Sequential(
-            conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M)
-        )
-        self.g_s = nn.Sequential(
-            deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
-            deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
-        )
+        self.g_a = analysis(N, M)
+        self.g_s = synthesis(N, M)
         act = nn.LeakyReLU if mean else nn.ReLU
         self.h_a = nn.Sequential(
             conv(M, N, stride=1, kernel_size=3), act(inplace=True), conv(N, N), act(inplace=True), conv(N, N)
@@ -75,7 +66,7 @@ class Hyperprior(ImageCodec):
         scales, means = self._entropy_params(z_hat, self.h_s)
         y_noisy, y_lik = self.gaussian_conditional(y, scales, means=means)
         if ste or not self.training:
-            y_hat = _ste_round(y if means is None else y - means)
+            y_hat = ste_round(y if means is None else y - means)
             y_hat = y_hat if means is None else y_hat + means
         else:
             y_hat = y_noisy

@@ -7,6 +7,8 @@ from typing import Any, Callable
 
 from ..errors import ModelError
 from .base import ImageCodec
+from .context import ContextHyperprior
+from .factorized import FactorizedPrior
 from .hyperprior import Hyperprior
 
 
@@ -33,6 +35,24 @@ _SPECS = [
         "Scale hyperprior (Balle et al. 2018) with gain units for continuous quality",
         Hyperprior,
         {"N": 96, "M": 128, "levels": 6, "mean": False},
+    ),
+    ModelSpec(
+        "factorized-prior",
+        "Factorized prior (Balle et al. 2018), no side information, with gain units",
+        FactorizedPrior,
+        {"N": 96, "M": 128, "levels": 6},
+    ),
+    ModelSpec(
+        "checkerboard-hyperprior",
+        "Mean-scale hyperprior + checkerboard spatial context (He et al. 2021): 2 latent passes",
+        ContextHyperprior,
+        {"N": 96, "M": 128, "levels": 6, "groups": [128], "checkerboard": True, "hidden": 192},
+    ),
+    ModelSpec(
+        "elic-context-hyperprior",
+        "Mean-scale hyperprior + ELIC-style uneven channel groups with checkerboard inside: 8 latent passes",
+        ContextHyperprior,
+        {"N": 96, "M": 128, "levels": 6, "groups": [16, 16, 32, 64], "checkerboard": True, "hidden": 96},
     ),
 ]
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from compressai.entropy_models import EntropyBottleneck
 from torch import Tensor
 
 from ..models.registry import get_spec
@@ -36,13 +37,14 @@ class TrainConfig:
     log_every: int = 25
     clip: float = 1.0
     ste: int = 1  # 1: decoder trains on rounded latents (straight-through); 0: on noisy latents
+    init: str = ""  # warm start: weights (.safetensors) or checkpoint whose matching tensors are copied
 
 
 def rd_loss(x: Tensor, out: dict[str, Tensor], lam: Tensor) -> dict[str, Tensor]:
     """Per-sample bpp and MSE; loss = mean(lambda * 255^2 * MSE + bpp)."""
     pixels = x.shape[2] * x.shape[3]
     bits = lambda lik: (-torch.log2(lik)).flatten(1).sum(1)  # noqa: E731
-    bpp = (bits(out["y_likelihoods"]) + bits(out["z_likelihoods"])) / pixels
+    bpp = sum(bits(v) for k, v in out.items() if k.endswith("_likelihoods")) / pixels
     mse = (out["x_hat"] - x).pow(2).flatten(1).mean(1)
     loss = (lam * 255**2 * mse + bpp).mean()
     return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean()}
@@ -55,6 +57,25 @@ def lambda_for_quality(quality: Tensor, lambdas: list[float]) -> Tensor:
     low = pos.floor().long().clamp(max=len(lambdas) - 2)
     t = pos - low
     return (log_l[low] * (1 - t) + log_l[low + 1] * t).exp().float()
+
+
+def warm_start(model: torch.nn.Module, path: str) -> list[str]:
+    """Copy every tensor of ``path`` whose name and shape match into ``model``; returns the names
+    of the model's tensors that kept their initialization."""
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+    else:
+        state = torch.load(path, weights_only=False)["model"]
+    own = model.state_dict()
+    copied = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(copied, strict=False)
+    return sorted(set(own) - set(copied))
+
+
+def _bottlenecks(model: torch.nn.Module) -> list[EntropyBottleneck]:
+    return [m for m in model.modules() if isinstance(m, EntropyBottleneck)]
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
@@ -87,6 +108,9 @@ def train(cfg: TrainConfig) -> Path:
         torch.set_rng_state(ck["rng"])
         step = ck["step"]
         print(f"resumed from {ckpt_path} at step {step}")
+    elif cfg.init:
+        fresh = warm_start(model, cfg.init)
+        print(f"warm start from {cfg.init}; {len(fresh)} tensors keep their initialization")
     with open(out / "config.json", "w") as f:
         json.dump(asdict(cfg), f, indent=1)
     sampler = CropSampler(cfg.data, cfg.crop)
@@ -108,7 +132,7 @@ def train(cfg: TrainConfig) -> Path:
         torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)
         opt.step()
         aux_opt.zero_grad(set_to_none=True)
-        aux = model.entropy_bottleneck.loss()
+        aux = sum(m.loss() for m in _bottlenecks(model))
         aux.backward()
         aux_opt.step()
         step += 1

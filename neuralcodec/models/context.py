@@ -1,0 +1,185 @@
+"""Context models on the mean-scale hyperprior, decoded in a fixed number of batched passes.
+
+* **Checkerboard** (He et al. 2021): the latent's *anchors* (positions whose row + column is
+  even) are coded first from the hyperprior alone, then the *non-anchors* from the hyperprior and
+  a masked 5x5 convolution over the decoded anchors.
+* **Channel groups** (Minnen & Singh 2020; uneven groups with a checkerboard inside each, as in
+  ELIC, He et al. 2022): group ``k`` is also conditioned on all previously decoded groups.
+
+Coding runs ``len(groups) * 2`` passes (1 + that many sections, hyper-latent first), whatever
+the image size; each pass is one float64 parameter-network call on the whole batch and one
+vectorized coder call per image. The parameters of group ``k`` are the mean-scale hyperprior's
+prediction for its channels plus a learned correction whose last layer starts at zero, so a model
+warm-started from ``mean-scale-hyperprior`` weights starts out as exactly that model.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+
+import torch
+from compressai.layers import CheckerboardMaskedConv2d
+from compressai.models.utils import conv
+from torch import Tensor, nn
+
+from .base import Coded
+from .hyperprior import Hyperprior
+from .transforms import ste_round
+
+
+def anchor_mask(height: int, width: int, device: torch.device | str = "cpu") -> Tensor:
+    """Boolean (height, width) mask of the anchor positions: row + column even."""
+    r = torch.arange(height, device=device)[:, None]
+    c = torch.arange(width, device=device)[None, :]
+    return (r + c) % 2 == 0
+
+
+class ContextNets(nn.Module):
+    """Per-group channel context, checkerboard spatial context and parameter correction."""
+
+    def __init__(self, M: int, groups: tuple[int, ...], checkerboard: bool, hidden: int) -> None:
+        super().__init__()
+        self.channel = nn.ModuleList()
+        self.spatial = nn.ModuleList()
+        self.correction = nn.ModuleList()
+        done = 0
+        for c in groups:
+            self.channel.append(
+                nn.Sequential(
+                    conv(done, hidden, kernel_size=3, stride=1), nn.LeakyReLU(inplace=True),
+                    conv(hidden, 2 * c, kernel_size=3, stride=1),
+                ) if done else nn.Identity()
+            )
+            self.spatial.append(
+                CheckerboardMaskedConv2d(c, 2 * c, kernel_size=5, padding=2, bias=False) if checkerboard else nn.Identity()
+            )
+            n_in = 2 * M + (2 * c if done else 0) + (2 * c if checkerboard else 0)
+            net = nn.Sequential(
+                conv(n_in, hidden, kernel_size=1, stride=1), nn.LeakyReLU(inplace=True),
+                conv(hidden, hidden, kernel_size=1, stride=1), nn.LeakyReLU(inplace=True),
+                conv(hidden, 2 * c, kernel_size=1, stride=1),
+            )
+            nn.init.zeros_(net[-1].weight)
+            nn.init.zeros_(net[-1].bias)
+            self.correction.append(net)
+            done += c
+
+
+class ContextHyperprior(Hyperprior):
+    """Mean-scale hyperprior with checkerboard and/or channel-group context."""
+
+    def __init__(
+        self, N: int = 128, M: int = 192, levels: int = 6, groups: tuple[int, ...] | list[int] = (192,),
+        checkerboard: bool = True, hidden: int = 192,
+    ) -> None:
+        super().__init__(N, M, levels, mean=True)
+        groups = tuple(int(c) for c in groups)
+        if sum(groups) != M or min(groups) < 1:
+            raise ValueError(f"channel groups {groups} must be positive and add up to M={M}")
+        self.groups, self.checkerboard = groups, bool(checkerboard)
+        ends = torch.tensor(groups).cumsum(0).tolist()
+        self.bounds = [(e - c, e) for c, e in zip(groups, ends)]
+        self.context = ContextNets(M, groups, self.checkerboard, hidden)
+
+    @property
+    def passes(self) -> int:
+        return len(self.groups) * (2 if self.checkerboard else 1)
+
+    def _params(self, nets: ContextNets, k: int, hyper: Tensor, chan: Tensor | None, anchors: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Scales and means of group ``k``: hyperprior prediction + correction. ``anchors`` holds
+        the group's decoded anchors (zeros elsewhere) for the non-anchor pass, else None."""
+        c0, c1 = self.bounds[k]
+        M = hyper.shape[1] // 2
+        base = torch.cat([hyper[:, c0:c1], hyper[:, M + c0 : M + c1]], 1)
+        feats = [hyper] + ([chan] if chan is not None else [])
+        if self.checkerboard:
+            feats.append(nets.spatial[k](anchors) if anchors is not None else base.new_zeros(base.shape))
+        scales, means = (base + nets.correction[k](torch.cat(feats, 1))).chunk(2, 1)
+        return scales, means
+
+    def forward(self, x: Tensor, quality: Tensor, ste: bool = True) -> dict[str, Tensor]:
+        """Training pass; the context sees rounded latents exactly as the decoder will."""
+        g, ig = self.gain(quality)
+        y = self.g_a(x) * g
+        z_hat, z_lik = self.entropy_bottleneck(self.h_a(y))
+        hyper = self.h_s(z_hat)
+        anchor = anchor_mask(*y.shape[-2:], device=y.device)
+        rounded, noisy, liks = [], [], []
+        for k, (c0, c1) in enumerate(self.bounds):
+            yk = y[:, c0:c1]
+            chan = self.context.channel[k](torch.cat(rounded, 1)) if k else None
+            scales, means = self._params(self.context, k, hyper, chan, None)
+            if self.checkerboard:
+                anchors = (ste_round(yk - means) + means) * anchor
+                s2, m2 = self._params(self.context, k, hyper, chan, anchors)
+                scales, means = torch.where(anchor, scales, s2), torch.where(anchor, means, m2)
+            yk_noisy, lik = self.gaussian_conditional(yk, scales, means=means)
+            rounded.append(ste_round(yk - means) + means)
+            noisy.append(yk_noisy)
+            liks.append(lik)
+        y_hat = torch.cat(rounded if ste or not self.training else noisy, 1)
+        return {"x_hat": self.g_s(y_hat * ig), "y_likelihoods": torch.cat(liks, 1), "z_likelihoods": z_lik}
+
+    # ---- coding -------------------------------------------------------------------------
+
+    def prepare_for_coding(self) -> None:
+        super().prepare_for_coding()
+        object.__setattr__(self, "_context64", copy.deepcopy(self.context).double().eval())
+
+    def _passes(self, hyper: Tensor, y_hat: Tensor) -> Iterator[tuple[int, Tensor, Tensor, Tensor]]:
+        """Yield (group, positions, table indices, integer means) pass by pass. The caller writes
+        each pass's decoded values into ``y_hat`` (float64, zeros where not yet decoded) before
+        asking for the next pass, whose parameters depend on them."""
+        nets = self._context64
+        anchor = anchor_mask(*y_hat.shape[-2:], device=y_hat.device)
+        parts = [(anchor, False), (~anchor, True)] if self.checkerboard else [(torch.ones_like(anchor), False)]
+        for k, (c0, c1) in enumerate(self.bounds):
+            chan = nets.channel[k](y_hat[:, :c0]) if k else None
+            for pos, spatial in parts:
+                scales, means = self._params(nets, k, hyper, chan, y_hat[:, c0:c1] if spatial else None)
+                indexes, means_q = self._y_stage.parameters(scales, means)
+                yield k, pos, indexes, means_q
+
+    @torch.no_grad()
+    def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:
+        B = x.shape[0]
+        g, ig = self.gain(torch.full((B,), float(quality), device=x.device))
+        y = self.g_a(x) * g
+        z_sym = self._z_stage.quantize(self.h_a(y))
+        hyper = self._h_s64(self._z_stage.dequantize(z_sym).double())
+        z_np = z_sym.cpu().numpy()
+        sections = [[self._z_stage.encode(z_np[i])] for i in range(B)]
+        symbols = [[z_np[i]] for i in range(B)]
+        y_hat = torch.zeros(y.shape, dtype=torch.float64, device=y.device)
+        for k, pos, indexes, means_q in self._passes(hyper, y_hat):
+            c0, c1 = self.bounds[k]
+            sym = self._y_stage.quantize(y[:, c0:c1], means_q)[..., pos]
+            mq = means_q[..., pos]
+            y_hat[:, c0:c1][..., pos] = self._y_stage.values(sym, mq)
+            s_np, i_np = sym.cpu().numpy(), indexes[..., pos].cpu().numpy()
+            for i in range(B):
+                sections[i].append(self._y_stage.encode(s_np[i], i_np[i]))
+                symbols[i].append(s_np[i])
+        x_hat = self.g_s(y_hat.float().contiguous() * ig).clamp_(0, 1) if reconstruct else None
+        return [
+            Coded(sections[i], self.latent_digest(symbols[i]), x_hat[i : i + 1] if x_hat is not None else None)
+            for i in range(B)
+        ]
+
+    @torch.no_grad()
+    def decompress(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> Coded:
+        self.check_sections(sections, 1 + self.passes)
+        zh, zw = height // self.downsampling, width // self.downsampling
+        z_sym = self._z_stage.decode(sections[0], (zh, zw))
+        hyper = self._h_s64(self._z_stage.dequantize(torch.from_numpy(z_sym).to(device)[None]).double())
+        y_hat = torch.zeros((1, sum(self.groups), zh * 4, zw * 4), dtype=torch.float64, device=device)
+        symbols = [z_sym]
+        for n, (k, pos, indexes, means_q) in enumerate(self._passes(hyper, y_hat), start=1):
+            c0, c1 = self.bounds[k]
+            sym = self._y_stage.decode(sections[n], indexes[0][..., pos].cpu().numpy())
+            symbols.append(sym)
+            y_hat[:, c0:c1][..., pos] = self._y_stage.values(torch.from_numpy(sym).to(device)[None], means_q[..., pos])
+        _, ig = self.gain(torch.full((1,), float(quality), device=device))
+        x_hat = self.g_s(y_hat.float().contiguous() * ig).clamp_(0, 1)
+        return Coded(sections, self.latent_digest(symbols), x_hat)

@@ -8,11 +8,11 @@ with _warnings.catch_warnings():
     _warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit\.script.*")
     import compressai  # noqa: F401
 
-from .codec import DEFAULT_QUALITY, DecodedImage, EncodedImage, decode, encode_image, encode_images, read_header
+from .codec import DEFAULT_QUALITY, DecodedImage, EncodedImage, decode, encode_image, encode_images, encode_to_target, read_header
 from .errors import NeuralCodecError
 
 __version__ = "0.1.0"
 __all__ = [
-    "DEFAULT_QUALITY", "DecodedImage", "EncodedImage", "decode", "encode_image", "encode_images",
+    "DEFAULT_QUALITY", "DecodedImage", "EncodedImage", "decode", "encode_image", "encode_images", "encode_to_target",
     "read_header", "NeuralCodecError",
 ]

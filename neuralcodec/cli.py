@@ -96,7 +96,7 @@ def _many(inputs: list[str]) -> bool:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    from .codec import encode_images
+    from .codec import encode_images, encode_to_target
     from .io import load_image, write_atomic
     from .metrics import psnr
     from .io.files import IMAGE_SUFFIXES
@@ -106,12 +106,19 @@ def cmd_encode(args: argparse.Namespace) -> int:
     if not pairs:
         raise InputError("no input images found")
 
+    targeted = args.bpp is not None or args.psnr is not None
+    if targeted and args.quality is not None:
+        raise InputError("--quality cannot be combined with --bpp or --psnr")
+
     def job(src: Path, dst: Path) -> str:
         img = load_image(src)
-        enc = next(encode_images([img], args.model, args.quality, args.device, batch=1, reconstruct=args.verify))
+        if targeted:
+            enc = encode_to_target(img, args.model, bpp=args.bpp, psnr=args.psnr, device=args.device)
+        else:
+            enc = next(encode_images([img], args.model, args.quality, args.device, batch=1, reconstruct=args.verify))
         write_atomic(dst, enc.data)
-        extra = f", {psnr(img.rgb, enc.rgb):.2f} dB PSNR" if args.verify else ""
-        return f"{src} -> {dst}: {len(enc.data)} bytes, {enc.bpp:.4f} bpp{extra}"
+        extra = f", {psnr(img.rgb, enc.rgb):.2f} dB PSNR" if enc.rgb is not None else ""
+        return f"{src} -> {dst}: quality {enc.header.quality:g}, {len(enc.data)} bytes, {enc.bpp:.4f} bpp{extra}"
 
     return _run(_plan(pairs, args.output, NCF_SUFFIX, _many(args.inputs)), args, "encoding", job)
 
@@ -218,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL}; see 'ncodec models')")
     e.add_argument("--quality", type=float, default=DEFAULT_QUALITY,
                    help="any float in the model's range, higher is better (default and ranges: 'ncodec models')")
+    target = e.add_mutually_exclusive_group()
+    target.add_argument("--bpp", type=float, help="pick per image the highest quality whose file is at most this size")
+    target.add_argument("--psnr", type=float, help="pick per image the lowest quality reaching this PSNR-RGB (dB)")
     e.add_argument("--verify", action="store_true",
                    help="also reconstruct: print PSNR and record the image digest decoders check")
     e.set_defaults(func=cmd_encode)

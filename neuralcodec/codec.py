@@ -113,6 +113,50 @@ def encode_image(
     return next(encode_images([image], model, quality, device, batch=1, reconstruct=reconstruct))
 
 
+def encode_to_target(
+    image: ImageSource,
+    model: str = DEFAULT_MODEL,
+    bpp: float | None = None,
+    psnr: float | None = None,
+    device: str = "cpu",
+    steps: int = 8,
+) -> EncodedImage:
+    """Encode at the quality that meets a target: the highest quality whose file is at most ``bpp``
+    bits per pixel, or the lowest whose PSNR-RGB is at least ``psnr`` dB (bisection over the
+    continuous quality, ``steps`` probes). An unreachable target gives the nearest end of the
+    shipped range with a ``UserWarning``. The result always carries its reconstruction."""
+    from .metrics import psnr as measure_psnr
+
+    if (bpp is None) == (psnr is None):
+        raise ValueError("give exactly one of bpp or psnr")
+    img = image if isinstance(image, LoadedImage) else load_image(image)
+    lo, hi = load_model(model, device).quality_range
+
+    def meets(q: float) -> tuple[bool, EncodedImage]:
+        enc = encode_image(img, model, round(q, 3), device, reconstruct=True)
+        ok = enc.bpp <= bpp if bpp is not None else measure_psnr(img.rgb, enc.rgb) >= psnr
+        return ok, enc
+
+    # bpp: meets() holds below the answer; psnr: above it. Keep `good` on the side that meets.
+    want_low = bpp is not None
+    good_q, bad_q = (lo, hi) if want_low else (hi, lo)
+    ok, best = meets(good_q)
+    if not ok:
+        warnings.warn(f"target not reachable with '{model}': using quality {good_q:g}", stacklevel=2)
+        return best
+    ok_end, end = meets(bad_q)
+    if ok_end:
+        return end
+    for _ in range(steps):
+        mid = (good_q + bad_q) / 2
+        ok, enc = meets(mid)
+        if ok:
+            good_q, best = mid, enc
+        else:
+            bad_q = mid
+    return best
+
+
 def _encode_chunk(loaded: LoadedModel, images: list[LoadedImage], q_milli: int, reconstruct: bool) -> Iterator[EncodedImage]:
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, im in enumerate(images):

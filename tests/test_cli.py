@@ -123,3 +123,16 @@ def test_models_lists_registry_with_rd():
     rows = {r["id"]: r for r in json.loads(res.stdout)}
     assert rows["mean-scale-hyperprior"]["weights"] and rows["mean-scale-hyperprior"]["kodak_rd"]
     assert "scale-hyperprior" in rows
+
+
+def test_encode_to_bpp_target(small_png, tmp_path):
+    ncf = tmp_path / "cat.ncf"
+    res = run_cli("encode", str(small_png), "-o", str(ncf), "--bpp", "0.7")
+    assert res.returncode == 0, res.stderr
+    assert ncf.stat().st_size * 8 / (96 * 80) <= 0.7
+    assert "quality" in res.stdout and "dB PSNR" in res.stdout
+
+
+def test_quality_and_target_conflict(small_png, tmp_path):
+    res = run_cli("encode", str(small_png), "-o", str(tmp_path / "x.ncf"), "--bpp", "0.4", "--quality", "1")
+    assert_one_line_error(res)

@@ -216,3 +216,27 @@ def test_oversized_input_refused_before_decoding_pixels(tmp_path):
     Image.new("L", (40000, 1)).save(path)
     with pytest.raises(InputError, match="exceeds"):
         nc.io.load_image(path)
+
+
+def test_rate_control_hits_bpp_target(photo):
+    im = crop(photo, 128, 128, 60, 40)
+    target = encode(im, quality=Q_MID).bpp
+    enc = nc.encode_to_target(im, bpp=target)
+    assert enc.bpp <= target
+    assert enc.header.quality >= Q_MID - 0.01  # bisection lands at the highest quality that fits
+    assert np.array_equal(nc.decode(enc.data).rgb, enc.rgb)
+
+
+def test_rate_control_hits_psnr_target(photo):
+    im = crop(photo, 128, 128, 60, 40)
+    ref = np.asarray(im)
+    target = nc.metrics.psnr(ref, encode(im, quality=Q_MID).rgb)
+    enc = nc.encode_to_target(im, psnr=target)
+    assert nc.metrics.psnr(ref, enc.rgb) >= target
+    assert enc.header.quality <= Q_MID + 0.01
+
+
+def test_rate_control_unreachable_target_warns(photo):
+    with pytest.warns(UserWarning, match="not reachable"):
+        enc = nc.encode_to_target(crop(photo, 64, 64), bpp=0.001)
+    assert enc.header.quality == Q_LO

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import math
 import os
@@ -10,8 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import numpy as np
+import torch.distributed as dist
 from compressai.entropy_models import EntropyBottleneck
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..models.registry import get_spec
 from .data import CropSampler
@@ -38,6 +43,11 @@ class TrainConfig:
     clip: float = 1.0
     ste: int = 1  # 1: decoder trains on rounded latents (straight-through); 0: on noisy latents
     init: str = ""  # warm start: weights (.safetensors) or checkpoint whose matching tensors are copied
+    device: str = "auto"  # auto: this process's CUDA device if there is one, else cpu
+    precision: str = "fp32"  # fp32 or bf16 (autocast)
+    eval_every: int = 0  # steps between Kodak probes with real coding (0: never)
+    eval_data: str = "../shared/data/kodak"
+    eval_images: int = 4
 
 
 def rd_loss(x: Tensor, out: dict[str, Tensor], lam: Tensor) -> dict[str, Tensor]:
@@ -78,14 +88,90 @@ def _bottlenecks(model: torch.nn.Module) -> list[EntropyBottleneck]:
     return [m for m in model.modules() if isinstance(m, EntropyBottleneck)]
 
 
+class KodakProbe:
+    """Real coding of a few test images at the lowest, middle and highest trained quality."""
+
+    def __init__(self, folder: str, limit: int, levels: int) -> None:
+        from PIL import Image
+
+        from ..io.files import list_images
+
+        paths = list_images(folder)[:limit]
+        if not paths:
+            raise FileNotFoundError(f"no evaluation images under {folder}")
+        self.images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+        self.qualities = [1.0, (1 + levels) / 2, float(levels)]
+
+    @torch.no_grad()
+    def __call__(self, model: torch.nn.Module) -> list[dict]:
+        import torch.nn.functional as F
+
+        m = copy.deepcopy(model).cpu().eval()
+        m.export_tables()
+        m.prepare_for_coding()
+        points = []
+        for q in self.qualities:
+            bits, sq, pixels = 0, [], 0
+            for rgb in self.images:
+                h, w = rgb.shape[:2]
+                x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float().div(255)
+                k = m.downsampling
+                x = F.pad(x, (0, -w % k, 0, -h % k), mode="replicate")
+                coded = m.compress(x, q)[0]
+                bits += 8 * sum(map(len, coded.sections))
+                rec = coded.x_hat[0, :, :h, :w].mul(255).round().clamp(0, 255).numpy()
+                sq.append(float(((rec - rgb.transpose(2, 0, 1).astype(np.float64)) ** 2).mean()))
+                pixels += h * w
+            psnr = float(np.mean([10 * math.log10(255**2 / max(e, 1e-10)) for e in sq]))
+            points.append({"quality": q, "bpp": bits / pixels, "psnr": psnr})
+        return points
+
+
 def _save_atomic(obj: dict, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
 
 
+def _distributed(device: str) -> tuple[int, int]:
+    """(rank, world size); joins the process group when launched by ``torchrun``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return dist.get_rank(), world
+
+
+def _device(cfg: TrainConfig) -> str:
+    if cfg.device != "auto":
+        return cfg.device
+    if torch.cuda.is_available():
+        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    return "cpu"
+
+
+def state_digest(model: torch.nn.Module) -> str:
+    """SHA-256 over a model's parameters and buffers (to compare replicas)."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def train(cfg: TrainConfig) -> Path:
-    """Train (or resume) ``cfg.model``; returns the checkpoint path."""
+    """Train (or resume) ``cfg.model``; returns the checkpoint path.
+
+    Under ``torchrun --nproc_per_node N`` every process draws the same global batch of
+    ``cfg.batch`` crops from the same generator and trains on its own slice (DDP averages the
+    gradients), so N processes follow the single-process recipe and resume from the same
+    checkpoint. Rank 0 writes the log and checkpoints.
+    """
+    device = _device(cfg)
+    rank, world = _distributed(device)
+    if cfg.batch % world:
+        raise ValueError(f"batch {cfg.batch} is not divisible by {world} processes")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
@@ -93,40 +179,56 @@ def train(cfg: TrainConfig) -> Path:
     model = get_spec(cfg.model).build()
     if len(cfg.lambdas) != model.levels:
         raise ValueError(f"{cfg.model} has {model.levels} quality levels, got {len(cfg.lambdas)} lambdas")
-    aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
-    main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    aux_names = [n for n, _ in model.named_parameters() if n.endswith("quantiles")]
+    step = 0
+    ck = torch.load(ckpt_path, weights_only=False, map_location="cpu") if ckpt_path.exists() else None
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+    elif cfg.init:
+        fresh = warm_start(model, cfg.init)
+        if rank == 0:
+            print(f"warm start from {cfg.init}; {len(fresh)} tensors keep their initialization")
+    model.to(device)
+    aux_params = [p for n, p in model.named_parameters() if n in aux_names]
+    main_params = [p for n, p in model.named_parameters() if n not in aux_names]
     opt = torch.optim.Adam(main_params, lr=cfg.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
     gen = torch.Generator().manual_seed(cfg.seed)
-    step = 0
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False)
-        model.load_state_dict(ck["model"])
+    if ck is not None:
         opt.load_state_dict(ck["opt"])
         aux_opt.load_state_dict(ck["aux_opt"])
         gen.set_state(ck["gen"])
         torch.set_rng_state(ck["rng"])
         step = ck["step"]
-        print(f"resumed from {ckpt_path} at step {step}")
-    elif cfg.init:
-        fresh = warm_start(model, cfg.init)
-        print(f"warm start from {cfg.init}; {len(fresh)} tensors keep their initialization")
-    with open(out / "config.json", "w") as f:
-        json.dump(asdict(cfg), f, indent=1)
-    sampler = CropSampler(cfg.data, cfg.crop)
+        if rank == 0:
+            print(f"resumed from {ckpt_path} at step {step}")
+    net = model
+    if world > 1:
+        # the quantiles only see the auxiliary loss, outside the forward pass: synchronized by hand
+        DDP._set_params_and_buffers_to_ignore_for_model(model, aux_names)
+        net = DDP(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
+    if rank == 0:
+        with open(out / "config.json", "w") as f:
+            json.dump(asdict(cfg), f, indent=1)
+    sampler = CropSampler(cfg.data, cfg.crop, progress=rank == 0)
+    evaluator = KodakProbe(cfg.eval_data, cfg.eval_images, model.levels) if cfg.eval_every and rank == 0 else None
     model.train()
-    log = open(out / "log.jsonl", "a")
+    log = open(out / "log.jsonl", "a") if rank == 0 else None
     from tqdm import tqdm
 
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", unit="step")
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", unit="step", disable=rank != 0)
+    local = slice(rank * cfg.batch // world, (rank + 1) * cfg.batch // world)
     t0, acc = time.time(), {"loss": 0.0, "bpp": 0.0, "mse": 0.0}
     while step < cfg.steps:
         lr = cfg.lr * (0.1 if step >= cfg.decay_at * cfg.steps else 1.0)
         for g in opt.param_groups:
             g["lr"] = lr
-        x = sampler.sample(cfg.batch, gen)
-        quality = 1 + torch.rand(cfg.batch, generator=gen) * (model.levels - 1)
-        res = rd_loss(x, model(x, quality, ste=bool(cfg.ste)), lambda_for_quality(quality, cfg.lambdas))
+        x = sampler.sample(cfg.batch, gen)[local].to(device)
+        quality = (1 + torch.rand(cfg.batch, generator=gen) * (model.levels - 1))[local]
+        lam = lambda_for_quality(quality, cfg.lambdas).to(device)
+        with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=cfg.precision == "bf16"):
+            out_ = net(x, quality.to(device), ste=bool(cfg.ste))
+        res = rd_loss(x, {k: v.float() for k, v in out_.items()}, lam)
         opt.zero_grad(set_to_none=True)
         res["loss"].backward()
         torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)
@@ -134,12 +236,16 @@ def train(cfg: TrainConfig) -> Path:
         aux_opt.zero_grad(set_to_none=True)
         aux = sum(m.loss() for m in _bottlenecks(model))
         aux.backward()
+        if world > 1:
+            for p in aux_params:
+                dist.all_reduce(p.grad)
+                p.grad /= world
         aux_opt.step()
         step += 1
         bar.update(1)
         for k in acc:
             acc[k] += float(res[k].detach())
-        if step % cfg.log_every == 0:
+        if log and step % cfg.log_every == 0:
             n = cfg.log_every
             rec = {"step": step, "lr": lr, "aux": float(aux.detach()), "sec": round(time.time() - t0, 1)}
             rec.update({k: v / n for k, v in acc.items()})
@@ -148,12 +254,26 @@ def train(cfg: TrainConfig) -> Path:
             log.flush()
             bar.set_postfix(loss=f"{rec['loss']:.3f}", bpp=f"{rec['bpp']:.3f}", psnr=f"{rec['psnr']:.2f}")
             acc = {k: 0.0 for k in acc}
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             _save_atomic(
                 {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                  "gen": gen.get_state(), "rng": torch.get_rng_state(), "step": step, "config": asdict(cfg)},
                 ckpt_path,
             )
+        if evaluator and (step % cfg.eval_every == 0 or step == cfg.steps):
+            rec = {"step": step, "kodak": evaluator(model)}
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            bar.write(f"step {step}: Kodak " + ", ".join(f"q{p['quality']:g} {p['bpp']:.3f} bpp {p['psnr']:.2f} dB" for p in rec["kodak"]))
+            model.train()
     bar.close()
-    log.close()
+    if world > 1:
+        digests = [None] * world
+        dist.all_gather_object(digests, state_digest(model))
+        if log:
+            log.write(json.dumps({"step": step, "rank_digests": digests}) + "\n")
+        dist.barrier()
+        dist.destroy_process_group()
+    if log:
+        log.close()
     return ckpt_path

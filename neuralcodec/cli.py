@@ -1,4 +1,4 @@
-"""``ncodec``: encode, decode, inspect and list models. Parsing, progress and exit codes only."""
+"""``ncodec``: encode, decode, inspect, evaluate and list models. Parsing, progress and exit codes only."""
 
 from __future__ import annotations
 
@@ -210,6 +210,44 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from . import evaluation as ev
+    from .models.weights import load_model, read_manifest
+
+    _check_device(args.device)
+    images = ev.load_folder(args.folder, args.limit)
+    ids = args.models or [m for m in read_manifest()["models"]]
+    models = {}
+    for m in ids:
+        lo, hi = load_model(m, args.device).quality_range
+        models[m] = args.qualities or [round(lo + (hi - lo) * i / 4, 3) for i in range(5)]
+    n = sum(map(len, models.values())) + sum(len(ev.PILLOW[c][1]) for c in args.codecs)
+    bar = _progress(list(range(n)), args.quiet, "evaluating")
+    results = ev.evaluate(images, models, args.codecs, args.device, progress=lambda s: bar.update())
+    bar.close()
+    bd = {m: {c: ev.bd_rates(results[m], results[c]) for c in args.codecs} for m in ids}
+    if args.output:
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, pts in results.items():
+            (out / f"{name}.json").write_text(json.dumps(ev.compressai_json(name, pts, f"ncodec eval {args.folder}"), indent=2))
+        ev.plot(results, ids, out / "rd.png", f"{args.folder} ({len(images)} images)")
+    if args.json:
+        print(json.dumps({"images": len(images), "results": results, "bd_rate": bd}, indent=2))
+        return EXIT_OK
+    print(f"{len(images)} images from {args.folder}; bpp of whole files, PSNR-RGB and MS-SSIM of decoded images")
+    for name, pts in results.items():
+        print(f"{name}")
+        for p in pts:
+            print(f"  quality {p['quality']:<6g} {p['bpp']:.4f} bpp  {p['psnr']:.2f} dB  MS-SSIM {p['ms_ssim']:.4f}")
+    for m, rows in bd.items():
+        for c, v in rows.items():
+            print(f"{m} vs {c}: BD-rate {v['psnr']:+.1f}% (PSNR), {v['ms_ssim']:+.1f}% (MS-SSIM)")
+    if args.output:
+        print(f"wrote {args.output}/<curve>.json (CompressAI results format) and {args.output}/rd.png")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .codec import DEFAULT_QUALITY
     from .models import DEFAULT_MODEL
@@ -246,6 +284,18 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("inputs", nargs="+")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
+
+    ev = sub.add_parser("eval", help="rate-distortion of our models against JPEG/WebP/AVIF on a folder of images")
+    ev.add_argument("folder", help="folder of images (searched recursively)")
+    ev.add_argument("--models", nargs="+", help="model ids (default: every model with installed weights)")
+    ev.add_argument("--qualities", type=float, nargs="+", help="default: 5 points over each model's range")
+    ev.add_argument("--codecs", nargs="*", default=["jpeg", "webp", "avif"], choices=["jpeg", "webp", "avif"])
+    ev.add_argument("--limit", type=int, default=0, help="use only the first N images")
+    ev.add_argument("-o", "--output", help="folder for one CompressAI-format JSON per curve and rd.png")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("-q", "--quiet", action="store_true")
+    ev.set_defaults(func=cmd_eval)
 
     m = sub.add_parser("models", help="list models and their measured rate-distortion")
     m.add_argument("--json", action="store_true")

@@ -13,10 +13,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """MS-SSIM (pytorch_msssim, compressai's dependency) between two uint8 RGB images (H, W, 3)."""
+    """MS-SSIM (pytorch_msssim, compressai's dependency) between two uint8 RGB images (H, W, 3);
+    NaN for images with a side of 160 pixels or less (too small for its five scales)."""
     from pytorch_msssim import ms_ssim as _ms_ssim
 
-    t = lambda x: torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].double()  # noqa: E731
+    if min(a.shape[:2]) <= 160:
+        return float("nan")
+    t = lambda x: torch.from_numpy(np.array(x)).permute(2, 0, 1)[None].double()  # noqa: E731
     return float(_ms_ssim(t(a), t(b), data_range=255.0))
 
 
@@ -27,6 +30,8 @@ def bd_rate(rate_a, dist_a, rate_b, dist_b) -> float:
     """
     la, lb = np.log(np.asarray(rate_a, float)), np.log(np.asarray(rate_b, float))
     da, db = np.asarray(dist_a, float), np.asarray(dist_b, float)
+    if not all(np.isfinite(v).all() for v in (la, lb, da, db)) or min(len(da), len(db)) < 2:
+        return float("nan")
     lo, hi = max(da.min(), db.min()), min(da.max(), db.max())
     if hi <= lo:
         return float("nan")

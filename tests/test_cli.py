@@ -136,3 +136,17 @@ def test_encode_to_bpp_target(small_png, tmp_path):
 def test_quality_and_target_conflict(small_png, tmp_path):
     res = run_cli("encode", str(small_png), "-o", str(tmp_path / "x.ncf"), "--bpp", "0.4", "--quality", "1")
     assert_one_line_error(res)
+
+
+def test_eval_writes_compressai_format(small_png, tmp_path):
+    res = run_cli("eval", str(small_png.parent), "--qualities", "0.5", "1", "--codecs", "jpeg", "-o", str(tmp_path), "-q")
+    assert res.returncode == 0, res.stderr
+    assert f"{DEFAULT_MODEL} vs jpeg: BD-rate" in res.stdout
+    curve = json.loads((tmp_path / f"{DEFAULT_MODEL}.json").read_text())
+    assert set(curve["results"]) == {"psnr", "ms-ssim", "bpp", "encoding_time", "decoding_time"}
+    assert len(curve["results"]["bpp"]) == 2 and curve["results"]["bpp"] == sorted(curve["results"]["bpp"])
+    assert (tmp_path / "jpeg.json").exists() and (tmp_path / "rd.png").exists()
+
+
+def test_eval_of_empty_folder_is_one_error(tmp_path):
+    assert_one_line_error(run_cli("eval", str(tmp_path)))

@@ -45,6 +45,7 @@ class TrainConfig:
     init: str = ""  # warm start: weights (.safetensors) or checkpoint whose matching tensors are copied
     device: str = "auto"  # auto: this process's CUDA device if there is one, else cpu
     precision: str = "fp32"  # fp32 or bf16 (autocast)
+    fixed_quality: float = 0.0  # > 0: train one operating point (fixed-rate baseline) instead of the range
     eval_every: int = 0  # steps between Kodak probes with real coding (0: never)
     eval_data: str = "../shared/data/kodak"
     eval_images: int = 4
@@ -225,6 +226,8 @@ def train(cfg: TrainConfig) -> Path:
             g["lr"] = lr
         x = sampler.sample(cfg.batch, gen)[local].to(device)
         quality = (1 + torch.rand(cfg.batch, generator=gen) * (model.levels - 1))[local]
+        if cfg.fixed_quality:
+            quality = torch.full_like(quality, cfg.fixed_quality)
         lam = lambda_for_quality(quality, cfg.lambdas).to(device)
         with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=cfg.precision == "bf16"):
             out_ = net(x, quality.to(device), ste=bool(cfg.ste))

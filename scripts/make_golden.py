@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""(Re)write the golden files in tests/golden: a small real image coded with the shipped weights.
+"""Write the golden files in tests/golden: a small real image coded with each model's shipped weights.
 
-Run this only when the weights change on purpose. A format or coder change must keep the
-existing golden files decoding to the same pixels: that is what tests/test_codec.py checks.
+A model's golden file is (re)written only when it is missing or its weights changed on purpose.
+A format or coder change must keep the existing golden files decoding to the same pixels: that
+is what tests/test_codec.py checks.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from PIL import Image
 
 import neuralcodec as nc
 from neuralcodec import bitstream
+from neuralcodec.models.weights import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,9 +25,14 @@ def main() -> None:
     out = ROOT / "tests" / "golden"
     out.mkdir(parents=True, exist_ok=True)
     im = Image.open(ROOT / "samples" / "chelsea.png").convert("RGB").crop((150, 40, 250, 110))  # 100x70
-    for model in ["mean-scale-hyperprior"]:
-        enc = nc.encode_image(im, model=model, quality=None, reconstruct=True)
+    models = read_manifest()["models"]
+    for model in models:
         name = f"v{bitstream.VERSION[0]}.{bitstream.VERSION[1]}-{model}"
+        meta_path = out / f"{name}.json"
+        if meta_path.exists() and json.loads(meta_path.read_text())["weights_sha256"] == models[model]["sha256"]:
+            print(f"{name}: up to date")
+            continue
+        enc = nc.encode_image(im, model=model, quality=None, reconstruct=True)
         (out / f"{name}.ncf").write_bytes(enc.data)
         meta = {
             "model": model, "format": ".".join(map(str, bitstream.VERSION)), "source": "samples/chelsea.png crop (150,40,250,110)",

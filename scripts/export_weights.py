@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 from neuralcodec.models.registry import get_spec
-from neuralcodec.models.weights import load_state, export_weights
+from neuralcodec.models.weights import export_weights, load_state
+from neuralcodec.train.loop import DEFAULT_LAMBDAS, MS_SSIM_LAMBDAS
 
 
 def main() -> None:
@@ -29,18 +30,21 @@ def main() -> None:
     cfg = ck["config"]
     model = get_spec(cfg["model"]).build()
     load_state(model, ck["model"])
+    distortion = cfg.get("distortion", "mse")
     log = Path(args.checkpoint).parent / "log.jsonl"
     seconds = None
     if log.exists():
-        recs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        recs = [r for r in map(json.loads, filter(str.strip, log.read_text().splitlines())) if "sec" in r]
         seconds = sum(r["sec"] for r, nxt in zip(recs, recs[1:] + [None]) if nxt is None or nxt["sec"] < r["sec"])
     info = {
         "training": {
             "data": cfg["data"], "steps": ck["step"], "batch": cfg["batch"], "crop": cfg["crop"],
-            "lr": cfg["lr"], "lambdas": cfg["lambdas"], "distortion": "mse",
+            "lr": cfg["lr"], "distortion": distortion,
+            "lambdas": cfg.get("lambdas") or (DEFAULT_LAMBDAS if distortion == "mse" else MS_SSIM_LAMBDAS),
+            "init": cfg.get("init", ""),
             "hardware": "2 CPU cores (AMD EPYC), torch 2.14.1", "wall_seconds": seconds,
             "command": "python scripts/train.py " + " ".join(
-                f"--{k} {v}" for k, v in cfg.items() if k in ("model", "out", "steps", "lr")),
+                f"--{k} {v}" for k, v in cfg.items() if k in ("model", "out", "steps", "lr", "init") and v != ""),
         }
     }
     if args.quality_range:

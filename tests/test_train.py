@@ -69,3 +69,16 @@ def test_periodic_evaluation_codes_real_files(tmp_path):
     points = probes[0]["kodak"]
     assert [p["quality"] for p in points] == [1.0, 3.5, 6.0]
     assert all(p["bpp"] > 0 and 5 < p["psnr"] < 60 for p in points)
+
+
+def test_ms_ssim_distortion_trains_and_needs_large_crops(tmp_path):
+    import dataclasses
+
+    import pytest
+
+    cfg = dataclasses.replace(_config(tmp_path, "ms", 1), distortion="ms-ssim")
+    with pytest.raises(ValueError, match="192"):
+        train(cfg)
+    cfg.crop = 192
+    ck = torch.load(train(cfg), weights_only=False)
+    assert ck["step"] == 1 and all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())

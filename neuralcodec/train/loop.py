@@ -21,8 +21,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ..models.registry import get_spec
 from .data import CropSampler
 
-# Lagrange multipliers of the trained operating points (quality 1..L), MSE on 0..255 scale.
+# Lagrange multipliers of the trained operating points (quality 1..L): for MSE on the 0..255
+# scale, and for 1 - MS-SSIM (compressai's values for both).
 DEFAULT_LAMBDAS = [0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483]
+MS_SSIM_LAMBDAS = [2.40, 4.58, 8.73, 16.64, 31.73, 60.50]
+DISTORTIONS = ("mse", "ms-ssim")
 
 
 @dataclass
@@ -36,7 +39,8 @@ class TrainConfig:
     lr: float = 3e-4
     decay_at: float = 0.8  # fraction of steps after which lr drops 10x
     aux_lr: float = 1e-3
-    lambdas: list[float] = field(default_factory=lambda: list(DEFAULT_LAMBDAS))
+    distortion: str = "mse"  # mse or ms-ssim (needs crops of at least 192 pixels)
+    lambdas: list[float] = field(default_factory=list)  # empty: the defaults for the distortion
     seed: int = 0
     checkpoint_every: int = 250
     log_every: int = 25
@@ -51,13 +55,20 @@ class TrainConfig:
     eval_images: int = 4
 
 
-def rd_loss(x: Tensor, out: dict[str, Tensor], lam: Tensor) -> dict[str, Tensor]:
-    """Per-sample bpp and MSE; loss = mean(lambda * 255^2 * MSE + bpp)."""
+def rd_loss(x: Tensor, out: dict[str, Tensor], lam: Tensor, distortion: str = "mse") -> dict[str, Tensor]:
+    """Per-sample bpp and distortion; loss = mean(lambda * D + bpp) with D = 255^2 * MSE or
+    1 - MS-SSIM. ``mse`` is reported either way."""
     pixels = x.shape[2] * x.shape[3]
     bits = lambda lik: (-torch.log2(lik)).flatten(1).sum(1)  # noqa: E731
     bpp = sum(bits(v) for k, v in out.items() if k.endswith("_likelihoods")) / pixels
     mse = (out["x_hat"] - x).pow(2).flatten(1).mean(1)
-    loss = (lam * 255**2 * mse + bpp).mean()
+    if distortion == "mse":
+        d = 255**2 * mse
+    else:
+        from pytorch_msssim import ms_ssim
+
+        d = 1 - ms_ssim(out["x_hat"].clamp(0, 1), x, data_range=1.0, size_average=False)
+    loss = (lam * d + bpp).mean()
     return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean()}
 
 
@@ -178,8 +189,13 @@ def train(cfg: TrainConfig) -> Path:
     ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
     model = get_spec(cfg.model).build()
-    if len(cfg.lambdas) != model.levels:
-        raise ValueError(f"{cfg.model} has {model.levels} quality levels, got {len(cfg.lambdas)} lambdas")
+    if cfg.distortion not in DISTORTIONS:
+        raise ValueError(f"distortion must be one of {DISTORTIONS}, got {cfg.distortion!r}")
+    if cfg.distortion == "ms-ssim" and cfg.crop < 192:
+        raise ValueError("MS-SSIM needs crops of at least 192 pixels (its five scales)")
+    lambdas = cfg.lambdas or (DEFAULT_LAMBDAS if cfg.distortion == "mse" else MS_SSIM_LAMBDAS)
+    if len(lambdas) != model.levels:
+        raise ValueError(f"{cfg.model} has {model.levels} quality levels, got {len(lambdas)} lambdas")
     aux_names = [n for n, _ in model.named_parameters() if n.endswith("quantiles")]
     step = 0
     ck = torch.load(ckpt_path, weights_only=False, map_location="cpu") if ckpt_path.exists() else None
@@ -228,10 +244,10 @@ def train(cfg: TrainConfig) -> Path:
         quality = (1 + torch.rand(cfg.batch, generator=gen) * (model.levels - 1))[local]
         if cfg.fixed_quality:
             quality = torch.full_like(quality, cfg.fixed_quality)
-        lam = lambda_for_quality(quality, cfg.lambdas).to(device)
+        lam = lambda_for_quality(quality, lambdas).to(device)
         with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=cfg.precision == "bf16"):
             out_ = net(x, quality.to(device), ste=bool(cfg.ste))
-        res = rd_loss(x, {k: v.float() for k, v in out_.items()}, lam)
+        res = rd_loss(x, {k: v.float() for k, v in out_.items()}, lam, cfg.distortion)
         opt.zero_grad(set_to_none=True)
         res["loss"].backward()
         torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)

@@ -39,6 +39,7 @@ class EncodedImage:
     data: bytes  # the complete .ncf file
     header: bitstream.Header
     rgb: np.ndarray | None  # (H, W, 3) uint8, exactly what decode() returns; None unless reconstruct=True
+    latent: torch.Tensor | None = None  # (M, h, w) dequantized latent, exactly what decode_latent() returns
 
     @property
     def bpp(self) -> float:
@@ -176,7 +177,8 @@ def _encode_chunk(loaded: LoadedModel, images: list[LoadedImage], q_milli: int, 
                 loaded.model_id, loaded.digest, q_milli, h, w, im.channels, im.bit_depth, pb, pr, 1,
                 coded.latent_digest, image_digest(rgb) if reconstruct else NO_DIGEST,
             )
-            results[i] = EncodedImage(bitstream.pack(header, coded.sections), header, rgb)
+            latent = coded.latent[0] if coded.latent is not None else None
+            results[i] = EncodedImage(bitstream.pack(header, coded.sections), header, rgb, latent)
     for i in range(len(images)):
         yield results[i]
 
@@ -186,8 +188,8 @@ def read_header(data: bytes) -> bitstream.Header:
     return bitstream.unpack(data).header
 
 
-def decode(data: bytes, device: str = "cpu") -> DecodedImage:
-    """Decode a .ncf file's bytes; raises a BitstreamError subclass on any mismatch or damage."""
+def _open(data: bytes, device: str) -> tuple[bitstream.Container, LoadedModel, int, int]:
+    """Parse and validate a file against the installed weights; returns the padded size too."""
     container = bitstream.unpack(data)
     h = container.header
     try:
@@ -207,12 +209,23 @@ def decode(data: bytes, device: str = "cpu") -> DecodedImage:
         loaded.model.check_quality(h.quality)
     except ValueError as exc:
         raise InvalidHeaderError(str(exc)) from None
-    coded = loaded.model.decompress(container.sections, ph, pw, h.quality, device)
-    if coded.latent_digest != h.latent_digest:
+    return container, loaded, ph, pw
+
+
+def _check_latents(digest: bytes, header: bitstream.Header) -> None:
+    if digest != header.latent_digest:
         raise LatentMismatchError(
             "decoded latents differ from the encoder's although all checksums pass: encoder/decoder "
             "mismatch (different device, platform or library versions)"
         )
+
+
+def decode(data: bytes, device: str = "cpu") -> DecodedImage:
+    """Decode a .ncf file's bytes; raises a BitstreamError subclass on any mismatch or damage."""
+    container, loaded, ph, pw = _open(data, device)
+    h = container.header
+    coded = loaded.model.decompress(container.sections, ph, pw, h.quality, device)
+    _check_latents(coded.latent_digest, h)
     rgb = _to_uint8(coded.x_hat, h.height, h.width)
     if h.image_digest != NO_DIGEST and image_digest(rgb) != h.image_digest:
         warnings.warn(
@@ -222,3 +235,12 @@ def decode(data: bytes, device: str = "cpu") -> DecodedImage:
             stacklevel=2,
         )
     return DecodedImage(h, rgb)
+
+
+def decode_latent(data: bytes, device: str = "cpu") -> tuple[torch.Tensor, bitstream.Header]:
+    """Entropy-decode a file's latent (M, h, w) without running the synthesis transform; it covers
+    the padded image (h = padded height / 16). Same validation and errors as :func:`decode`."""
+    container, loaded, ph, pw = _open(data, device)
+    latent, digest = loaded.model.decode_latent(container.sections, ph, pw, container.header.quality, device)
+    _check_latents(digest, container.header)
+    return latent[0], container.header

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 
 from ..errors import CorruptFileError
@@ -18,6 +19,7 @@ class Coded:
     sections: list[bytes]
     latent_digest: bytes
     x_hat: Tensor | None  # (1, 3, H, W) padded reconstruction in [0, 1], if it was computed
+    latent: Tensor | None = None  # (1, M, H/16, W/16) dequantized latent y-hat, before the inverse gain
 
 
 class ImageCodec(nn.Module):
@@ -40,8 +42,21 @@ class ImageCodec(nn.Module):
     def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:  # pragma: no cover
         raise NotImplementedError
 
-    def decompress(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> Coded:  # pragma: no cover
+    def decode_latent(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> tuple[Tensor, bytes]:  # pragma: no cover
+        """Entropy-decode one image's latent y-hat (no synthesis) and the digest of its symbols."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def synthesize(self, latent: Tensor, quality: float) -> Tensor:
+        """Image in [0, 1] from a dequantized latent: inverse gain, then the synthesis transform."""
+        _, ig = self.gain(torch.full((latent.shape[0],), float(quality), device=latent.device))
+        return self.g_s(latent * ig).clamp_(0, 1)
+
+    @torch.no_grad()
+    def decompress(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> Coded:
+        """Decode one image's sections; ``height``/``width`` are the padded size."""
+        latent, digest = self.decode_latent(sections, height, width, quality, device)
+        return Coded(sections, digest, self.synthesize(latent, quality), latent)
 
     @staticmethod
     def latent_digest(symbols: list[np.ndarray]) -> bytes:

@@ -144,7 +144,7 @@ class ContextHyperprior(Hyperprior):
     @torch.no_grad()
     def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:
         B = x.shape[0]
-        g, ig = self.gain(torch.full((B,), float(quality), device=x.device))
+        g, _ = self.gain(torch.full((B,), float(quality), device=x.device))
         y = self.g_a(x) * g
         z_sym = self._z_stage.quantize(self.h_a(y))
         hyper = self._h_s64(self._z_stage.dequantize(z_sym).double())
@@ -161,14 +161,16 @@ class ContextHyperprior(Hyperprior):
             for i in range(B):
                 sections[i].append(self._y_stage.encode(s_np[i], i_np[i]))
                 symbols[i].append(s_np[i])
-        x_hat = self.g_s(y_hat.float().contiguous() * ig).clamp_(0, 1) if reconstruct else None
+        y_hat = y_hat.float().contiguous()
+        x_hat = self.synthesize(y_hat, quality) if reconstruct else None
         return [
-            Coded(sections[i], self.latent_digest(symbols[i]), x_hat[i : i + 1] if x_hat is not None else None)
+            Coded(sections[i], self.latent_digest(symbols[i]), x_hat[i : i + 1] if x_hat is not None else None,
+                  y_hat[i : i + 1])
             for i in range(B)
         ]
 
     @torch.no_grad()
-    def decompress(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> Coded:
+    def decode_latent(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> tuple[Tensor, bytes]:
         self.check_sections(sections, 1 + self.passes)
         zh, zw = height // self.downsampling, width // self.downsampling
         z_sym = self._z_stage.decode(sections[0], (zh, zw))
@@ -180,6 +182,4 @@ class ContextHyperprior(Hyperprior):
             sym = self._y_stage.decode(sections[n], indexes[0][..., pos].cpu().numpy())
             symbols.append(sym)
             y_hat[:, c0:c1][..., pos] = self._y_stage.values(torch.from_numpy(sym).to(device)[None], means_q[..., pos])
-        _, ig = self.gain(torch.full((1,), float(quality), device=device))
-        x_hat = self.g_s(y_hat.float().contiguous() * ig).clamp_(0, 1)
-        return Coded(sections, self.latent_digest(symbols), x_hat)
+        return y_hat.float().contiguous(), self.latent_digest(symbols)

@@ -51,21 +51,21 @@ class FactorizedPrior(ImageCodec):
 
     @torch.no_grad()
     def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:
-        g, ig = self.gain(torch.full((x.shape[0],), float(quality), device=x.device))
+        g, _ = self.gain(torch.full((x.shape[0],), float(quality), device=x.device))
         y_sym = self._y_stage.quantize(self.g_a(x) * g)
-        x_hat = self.g_s(self._y_stage.dequantize(y_sym) * ig).clamp_(0, 1) if reconstruct else None
+        y_hat = self._y_stage.dequantize(y_sym)
+        x_hat = self.synthesize(y_hat, quality) if reconstruct else None
         y_np = y_sym.cpu().numpy()
         return [
             Coded([self._y_stage.encode(y_np[i])], self.latent_digest([y_np[i]]),
-                  x_hat[i : i + 1] if x_hat is not None else None)
+                  x_hat[i : i + 1] if x_hat is not None else None, y_hat[i : i + 1])
             for i in range(x.shape[0])
         ]
 
     @torch.no_grad()
-    def decompress(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> Coded:
+    def decode_latent(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> tuple[Tensor, bytes]:
         self.check_sections(sections, 1)
         k = self.downsampling
         y_sym = self._y_stage.decode(sections[0], (height // k, width // k))
         y_hat = self._y_stage.dequantize(torch.from_numpy(y_sym).to(device)[None])
-        _, ig = self.gain(torch.full((1,), float(quality), device=device))
-        return Coded(sections, self.latent_digest([y_sym]), self.g_s(y_hat * ig).clamp_(0, 1))
+        return y_hat, self.latent_digest([y_sym])

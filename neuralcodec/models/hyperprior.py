@@ -105,36 +105,30 @@ class Hyperprior(ImageCodec):
     def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:
         """Encode a batch (B, 3, H, W) in [0, 1], H and W multiples of ``downsampling``; with
         ``reconstruct`` also run the synthesis to return what the decoder will output."""
-        g, ig = self.gain(torch.full((x.shape[0],), float(quality), device=x.device))
+        g, _ = self.gain(torch.full((x.shape[0],), float(quality), device=x.device))
         y = self.g_a(x) * g
         z = self.h_a(y if self.mean else y.abs())
         z_sym = self._z_stage.quantize(z)
         z_hat = self._z_stage.dequantize(z_sym)
         indexes, means_q = self._y_params(z_hat)
         y_sym = self._y_stage.quantize(y, means_q)
-        x_hat = None
-        if reconstruct:
-            x_hat = self.g_s(self._y_stage.dequantize(y_sym, means_q) * ig).clamp_(0, 1)
+        y_hat = self._y_stage.dequantize(y_sym, means_q)
+        x_hat = self.synthesize(y_hat, quality) if reconstruct else None
         z_np, y_np, idx_np = (t.cpu().numpy() for t in (z_sym, y_sym, indexes))
         out = []
         for i in range(x.shape[0]):
             sections = [self._z_stage.encode(z_np[i]), self._y_stage.encode(y_np[i], idx_np[i])]
             rec = x_hat[i : i + 1] if x_hat is not None else None
-            out.append(Coded(sections, self.latent_digest([z_np[i], y_np[i]]), rec))
+            out.append(Coded(sections, self.latent_digest([z_np[i], y_np[i]]), rec, y_hat[i : i + 1]))
         return out
 
     @torch.no_grad()
-    def decompress(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> Coded:
-        """Decode one image's sections; ``height``/``width`` are the padded size."""
+    def decode_latent(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> tuple[Tensor, bytes]:
         self.check_sections(sections, 2)
         zh, zw = height // self.downsampling, width // self.downsampling
         z_sym = self._z_stage.decode(sections[0], (zh, zw))
-        z_t = torch.from_numpy(z_sym).to(device)[None]
-        z_hat = self._z_stage.dequantize(z_t)
+        z_hat = self._z_stage.dequantize(torch.from_numpy(z_sym).to(device)[None])
         indexes, means_q = self._y_params(z_hat)
         y_sym = self._y_stage.decode(sections[1], indexes[0].cpu().numpy())
-        y_t = torch.from_numpy(y_sym).to(device)[None]
-        y_hat = self._y_stage.dequantize(y_t, means_q)
-        _, ig = self.gain(torch.full((1,), float(quality), device=device))
-        x_hat = self.g_s(y_hat * ig).clamp_(0, 1)
-        return Coded(sections, self.latent_digest([z_sym, y_sym]), x_hat)
+        y_hat = self._y_stage.dequantize(torch.from_numpy(y_sym).to(device)[None], means_q)
+        return y_hat, self.latent_digest([z_sym, y_sym])

@@ -46,3 +46,15 @@ def test_energy_concentrates_in_the_lowpass_band():
 def test_sizes_not_multiple_of_the_levels_are_refused():
     with pytest.raises(ValueError, match="multiples of 16"):
         wpt(torch.zeros(1, 3, 24, 32), 4)
+
+
+@pytest.mark.parametrize("wavelet", ["haar", "bior4.4"])
+def test_convolution_path_equals_the_matrices(wavelet, monkeypatch):
+    from neuralcodec.models import wpt as module
+
+    x = torch.rand(1, 3, 128, 192, dtype=torch.float64)
+    fast = wpt(x, 2, wavelet)
+    monkeypatch.setattr(module, "_DIRECT_MAX", 10**6)
+    dense = wpt(x, 2, wavelet)
+    assert (fast - dense).abs().max() < 1e-12
+    assert (iwpt(fast, 2, wavelet) - x).abs().max() < 1e-10

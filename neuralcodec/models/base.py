@@ -48,9 +48,11 @@ class ImageCodec(nn.Module):
 
     @torch.no_grad()
     def synthesize(self, latent: Tensor, quality: float) -> Tensor:
-        """Image in [0, 1] from a dequantized latent: inverse gain, then the synthesis transform."""
-        _, ig = self.gain(torch.full((latent.shape[0],), float(quality), device=latent.device))
-        return self.g_s(latent * ig).clamp_(0, 1)
+        """Image in [0, 1] from a dequantized latent: inverse gain, then the synthesis transform,
+        one image at a time (some convolution kernels change their round-off with the batch
+        size, and the decoder always runs one image)."""
+        _, ig = self.gain(torch.full((1,), float(quality), device=latent.device))
+        return torch.cat([self.g_s(latent[i : i + 1] * ig).clamp_(0, 1) for i in range(latent.shape[0])])
 
     @torch.no_grad()
     def decompress(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> Coded:

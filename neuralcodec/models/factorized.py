@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 from compressai.entropy_models import EntropyBottleneck
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..entropy import FactorizedStage
 from .base import Coded, ImageCodec
@@ -19,10 +19,11 @@ from .transforms import analysis, ste_round, synthesis
 class FactorizedPrior(ImageCodec):
     downsampling = 16
 
-    def __init__(self, N: int = 128, M: int = 192, levels: int = 6) -> None:
+    def __init__(self, N: int = 128, M: int = 192, levels: int = 6, g_a: nn.Module | None = None,
+                 g_s: nn.Module | None = None) -> None:
         super().__init__()
-        self.g_a = analysis(N, M)
-        self.g_s = synthesis(N, M)
+        self.g_a = g_a if g_a is not None else analysis(N, M)
+        self.g_s = g_s if g_s is not None else synthesis(N, M)
         self.gain = GainUnits(M, levels)
         self.entropy_bottleneck = EntropyBottleneck(M)
 

@@ -29,3 +29,22 @@ class StableGDN(GDN):
             torch.addmm(beta, gamma, x2[b], out=norm[b])
         norm = norm.sqrt_() if self.inverse else norm.rsqrt_()
         return norm.view(B, C, H, W).mul_(x)
+
+
+class StableLinear1x1(torch.nn.Conv2d):
+    """1x1 convolution whose inference output does not depend on thread count or batch size
+    (one GEMM per image, like :class:`StableGDN`); training uses the ordinary convolution."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels, kernel_size=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            return super().forward(x)
+        B, C, H, W = x.shape
+        w = self.weight.reshape(self.out_channels, C)
+        out = x.new_empty(B, self.out_channels, H * W)
+        flat = x.reshape(B, C, H * W)
+        for b in range(B):
+            torch.addmm(self.bias[:, None], w, flat[b], out=out[b])
+        return out.view(B, self.out_channels, H, W)

@@ -1,11 +1,17 @@
 """Training resumes exactly: N steps in one go equal N/2 steps, a restart, and N/2 more."""
 
+import dataclasses
+from pathlib import Path
+
+import pytest
 import torch
 from PIL import Image
 
 from neuralcodec.train.loop import TrainConfig, lambda_for_quality, train
 
 from .conftest import SAMPLES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _config(tmp_path, out, steps):
@@ -18,10 +24,17 @@ def _config(tmp_path, out, steps):
                        checkpoint_every=2, log_every=1, seed=3)
 
 
-def test_resume_is_exact(tmp_path):
-    straight = torch.load(train(_config(tmp_path, "a", 4)), weights_only=False)
-    train(_config(tmp_path, "b", 2))
-    resumed = torch.load(train(_config(tmp_path, "b", 4)), weights_only=False)
+@pytest.mark.parametrize("warm", [False, True])
+def test_resume_is_exact(tmp_path, warm):
+    """Also with a warm start whose fresh parameters train at their own learning rate."""
+    extra = {}
+    if warm:
+        extra = {"model": "checkerboard-hyperprior", "fresh_lr": 1e-3,
+                 "init": str(ROOT / "weights" / "mean-scale-hyperprior.safetensors")}
+    cfg = lambda out, steps: dataclasses.replace(_config(tmp_path, out, steps), **extra)  # noqa: E731
+    straight = torch.load(train(cfg("a", 4)), weights_only=False)
+    train(cfg("b", 2))
+    resumed = torch.load(train(cfg("b", 4)), weights_only=False)
     assert resumed["step"] == straight["step"] == 4
     for k, v in straight["model"].items():
         assert torch.equal(v, resumed["model"][k]), k

@@ -47,6 +47,7 @@ class TrainConfig:
     clip: float = 1.0
     ste: int = 1  # 1: decoder trains on rounded latents (straight-through); 0: on noisy latents
     init: str = ""  # warm start: weights (.safetensors) or checkpoint whose matching tensors are copied
+    fresh_lr: float = 0.0  # > 0: lr of the parameters a warm start left at their initialization
     device: str = "auto"  # auto: this process's CUDA device if there is one, else cpu
     precision: str = "fp32"  # fp32 or bf16 (autocast)
     fixed_quality: float = 0.0  # > 0: train one operating point (fixed-rate baseline) instead of the range
@@ -199,16 +200,23 @@ def train(cfg: TrainConfig) -> Path:
     aux_names = [n for n, _ in model.named_parameters() if n.endswith("quantiles")]
     step = 0
     ck = torch.load(ckpt_path, weights_only=False, map_location="cpu") if ckpt_path.exists() else None
+    fresh: list[str] = []
+    if cfg.init:
+        fresh = warm_start(model, cfg.init)  # also on resume: it decides the parameter groups
+        if rank == 0 and ck is None:
+            print(f"warm start from {cfg.init}; {len(fresh)} tensors keep their initialization")
     if ck is not None:
         model.load_state_dict(ck["model"])
-    elif cfg.init:
-        fresh = warm_start(model, cfg.init)
-        if rank == 0:
-            print(f"warm start from {cfg.init}; {len(fresh)} tensors keep their initialization")
     model.to(device)
     aux_params = [p for n, p in model.named_parameters() if n in aux_names]
-    main_params = [p for n, p in model.named_parameters() if n not in aux_names]
-    opt = torch.optim.Adam(main_params, lr=cfg.lr)
+    named = [(n, p) for n, p in model.named_parameters() if n not in aux_names]
+    main_params = [p for _, p in named]
+    groups = [{"params": [p for n, p in named if n not in fresh], "base_lr": cfg.lr}]
+    if cfg.fresh_lr and fresh:
+        groups = [groups[0], {"params": [p for n, p in named if n in fresh], "base_lr": cfg.fresh_lr}]
+    else:
+        groups[0]["params"] = main_params
+    opt = torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     if ck is not None:
@@ -237,9 +245,10 @@ def train(cfg: TrainConfig) -> Path:
     local = slice(rank * cfg.batch // world, (rank + 1) * cfg.batch // world)
     t0, acc = time.time(), {"loss": 0.0, "bpp": 0.0, "mse": 0.0}
     while step < cfg.steps:
-        lr = cfg.lr * (0.1 if step >= cfg.decay_at * cfg.steps else 1.0)
+        decay = 0.1 if step >= cfg.decay_at * cfg.steps else 1.0
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = g["base_lr"] * decay
+        lr = cfg.lr * decay
         x = sampler.sample(cfg.batch, gen)[local].to(device)
         quality = (1 + torch.rand(cfg.batch, generator=gen) * (model.levels - 1))[local]
         if cfg.fixed_quality:

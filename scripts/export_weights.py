@@ -44,7 +44,7 @@ def main() -> None:
             "init": cfg.get("init", ""),
             "hardware": "2 CPU cores (AMD EPYC), torch 2.14.1", "wall_seconds": seconds,
             "command": "python scripts/train.py " + " ".join(
-                f"--{k} {v}" for k, v in cfg.items() if k in ("model", "out", "steps", "lr", "init") and v != ""),
+                f"--{k} {v}" for k, v in cfg.items() if k in ("model", "out", "steps", "lr", "fresh_lr", "init") and v not in ("", 0, 0.0)),
         }
     }
     if args.quality_range:

@@ -24,6 +24,8 @@ from .registry import get_spec
 MANIFEST = "manifest.json"
 # compressai buffers whose size depends on the trained model (coding tables)
 _SIZED_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+# tensors that define the coding tables (computed after rounding) keep float32 in half exports
+_FULL_PRECISION = ("quantiles", "scale_table")
 
 
 def weights_dir() -> Path:
@@ -92,14 +94,26 @@ def load_model(model_id: str, device: str = "cpu") -> LoadedModel:
     return LoadedModel(model_id, model, digest, device, (lo, hi), default)
 
 
-def export_weights(model: ImageCodec, model_id: str, info: dict, folder: Path | None = None) -> Path:
-    """Compute coding tables, write ``<id>.safetensors`` and its manifest entry; returns the path."""
+def export_weights(model: ImageCodec, model_id: str, info: dict, folder: Path | None = None, half: bool = True) -> Path:
+    """Compute coding tables, write ``<id>.safetensors`` and its manifest entry; returns the path.
+
+    With ``half`` the float tensors are rounded to float16 first (half the file size) and the
+    coding tables are computed from the rounded model, which is exactly what loading gives back.
+    """
     folder = folder or weights_dir()
     folder.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
+    if half:
+        with torch.no_grad():
+            for name, t in model.state_dict(keep_vars=True).items():
+                if t.is_floating_point() and not name.endswith(_FULL_PRECISION):
+                    t.copy_(t.half().float())
     model.export_tables()
     path = folder / f"{model_id}.safetensors"
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() and not k.endswith(_FULL_PRECISION) else v
+                 for k, v in state.items()}
     tmp = path.with_suffix(".tmp")
     save_file(state, str(tmp), metadata={"model_id": model_id})
     os.replace(tmp, path)

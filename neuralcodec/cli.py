@@ -217,10 +217,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     _check_device(args.device)
     images = ev.load_folder(args.folder, args.limit)
     ids = args.models or [m for m in read_manifest()["models"]]
-    models = {}
-    for m in ids:
-        lo, hi = load_model(m, args.device).quality_range
-        models[m] = args.qualities or [round(lo + (hi - lo) * i / 4, 3) for i in range(5)]
+    models = {m: args.qualities or ev.spread(load_model(m, args.device).quality_range, 5) for m in ids}
     n = sum(map(len, models.values())) + sum(len(ev.PILLOW[c][1]) for c in args.codecs)
     bar = _progress(list(range(n)), args.quiet, "evaluating")
     results = ev.evaluate(images, models, args.codecs, args.device, progress=lambda s: bar.update())

@@ -18,7 +18,7 @@ from PIL import Image
 from . import codec
 from .errors import NeuralCodecError
 from .io.files import list_images
-from .io.images import LoadedImage
+from .io.images import LoadedImage, load_image
 from .metrics import bd_rate, dist_at_rate, ms_ssim, psnr
 
 PILLOW = {
@@ -31,11 +31,18 @@ Progress = Callable[[str], None]
 
 
 def load_folder(folder: str | Path, limit: int = 0) -> list[np.ndarray]:
-    """The images of a folder as (H, W, 3) uint8 arrays, sorted by path."""
+    """The images of a folder as (H, W, 3) uint8 arrays, sorted by path, read with the codec's
+    colour policy (an unreadable file raises InputError naming it)."""
     paths = list_images(folder)[: limit or None]
     if not paths:
         raise NeuralCodecError(f"no images found in {folder}")
-    return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    return [load_image(p).rgb for p in paths]
+
+
+def spread(quality_range: tuple[float, float], n: int) -> list[float]:
+    """``n`` qualities evenly over a model's shipped range, rounded to what the header stores."""
+    lo, hi = quality_range
+    return [round(float(q), 3) for q in np.linspace(lo, hi, n)]
 
 
 def _mean(q: float, rows: list[tuple[float, ...]], keys: tuple[str, ...]) -> Point:

@@ -17,18 +17,12 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from neuralcodec import evaluation as ev
 from neuralcodec._malloc import tune_malloc
 from neuralcodec.models import REGISTRY
-from neuralcodec.models.weights import read_manifest, weights_dir
-
-
-def default_qualities(entry: dict, n: int = 6) -> list[float]:
-    lo, hi = entry.get("quality_range", [1.0, 6.0])
-    return [round(float(q), 3) for q in np.linspace(lo, hi, n)]
+from neuralcodec.models.weights import load_model, read_manifest, weights_dir
 
 
 def main() -> None:
@@ -48,7 +42,7 @@ def main() -> None:
     images = ev.load_folder(args.data, args.limit)
     manifest = read_manifest()
     ids = args.models if args.models is not None else [m for m in REGISTRY if m in manifest["models"]]
-    models = {m: args.qualities or default_qualities(manifest["models"].get(m, {})) for m in ids}
+    models = {m: args.qualities or ev.spread(load_model(m).quality_range, 6) for m in ids}
     bar = tqdm(total=sum(map(len, models.values())) + sum(len(ev.PILLOW[c][1]) for c in args.codecs), unit="point")
     results = ev.evaluate(images, models, args.codecs, args.device, progress=lambda s: (bar.set_description(s), bar.update()))
     bar.close()

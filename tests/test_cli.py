@@ -150,3 +150,9 @@ def test_eval_writes_compressai_format(small_png, tmp_path):
 
 def test_eval_of_empty_folder_is_one_error(tmp_path):
     assert_one_line_error(run_cli("eval", str(tmp_path)))
+
+
+def test_eval_with_unreadable_image_is_one_error(small_png, tmp_path):
+    shutil.copy(small_png, tmp_path / "ok.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    assert_one_line_error(run_cli("eval", str(tmp_path), "--qualities", "1", "--codecs", "jpeg"))

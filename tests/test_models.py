@@ -7,6 +7,7 @@ import torch
 
 from neuralcodec.models import REGISTRY
 from neuralcodec.models.context import ContextHyperprior, anchor_mask
+from neuralcodec.models.factorized import FactorizedPrior
 from neuralcodec.models.registry import get_spec
 from neuralcodec.models.weights import weights_dir
 from neuralcodec.train.loop import warm_start
@@ -17,11 +18,13 @@ MODELS = sorted(REGISTRY)
 
 
 def _build(model_id: str):
-    """The architecture warm-started from the shipped hyperprior weights (so latents carry real
-    information) with random nonzero context corrections (so the context really acts)."""
+    """The architecture warm-started from its shipped weights, or the hyperprior's where it has
+    none yet (so latents carry real information), with random nonzero context corrections (so
+    the context really acts)."""
     torch.manual_seed(0)
     model = get_spec(model_id).build()
-    warm_start(model, str(weights_dir() / "mean-scale-hyperprior.safetensors"))
+    own = weights_dir() / f"{model_id}.safetensors"
+    warm_start(model, str(own if own.exists() else weights_dir() / "mean-scale-hyperprior.safetensors"))
     if isinstance(model, ContextHyperprior):
         for net in model.context.correction:
             torch.nn.init.normal_(net[-1].weight, std=0.02)
@@ -103,3 +106,20 @@ def test_anchor_pass_ignores_non_anchor_latents(model_id):
     passes = m._passes(hyper, y_anchor)
     next(passes)
     assert not torch.equal(second[2], next(passes)[2])
+
+
+@pytest.mark.parametrize("model_id", [m for m in MODELS if isinstance(get_spec(m).build(), FactorizedPrior)])
+def test_stepped_factorized_tables_code_at_the_trained_rate(model_id):
+    """At every quality, the coded size is the rate the model estimates in training (eval mode):
+    the integer tables built for that quality's steps match the learned density."""
+    m = _build(model_id)
+    x = _photo(64, 96)
+    sizes = []
+    for q in (0.5, m.levels / 2, m.levels):
+        coded = m.compress(x, q, reconstruct=False)[0]
+        with torch.no_grad():
+            estimate = -m(x, torch.tensor([q]))["y_likelihoods"].log2().sum().item()
+        bits = len(coded.sections[0]) * 8
+        assert abs(bits - estimate) < 0.03 * estimate + 96, (q, bits, estimate)
+        sizes.append(bits)
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]

@@ -95,3 +95,30 @@ def test_ms_ssim_distortion_trains_and_needs_large_crops(tmp_path):
     cfg.crop = 192
     ck = torch.load(train(cfg), weights_only=False)
     assert ck["step"] == 1 and all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+
+
+def test_a_step_with_non_finite_gradients_is_skipped(tmp_path, monkeypatch):
+    """One poisoned batch leaves the weights finite and is reported in the log; a run that only
+    produces non-finite gradients stops with an error instead of training on garbage."""
+    import json
+
+    from neuralcodec.models.factorized import FactorizedPrior
+    from neuralcodec.train import loop
+
+    cfg = dataclasses.replace(_config(tmp_path, "nan", 3), model="factorized-prior")
+    real, calls = FactorizedPrior.forward, []
+
+    def poisoned(self, x, *args, **kw):
+        calls.append(1)
+        return real(self, x * float("nan") if len(calls) == 2 else x, *args, **kw)
+
+    monkeypatch.setattr(FactorizedPrior, "forward", poisoned)
+    ck = torch.load(train(cfg), weights_only=False)
+    assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+    log = [json.loads(line) for line in (tmp_path / "nan" / "log.jsonl").read_text().splitlines()]
+    assert [r.get("skipped", 0) for r in log] == [0, 1, 0]
+
+    monkeypatch.setattr(FactorizedPrior, "forward", lambda self, x, *a, **k: real(self, x * float("nan"), *a, **k))
+    monkeypatch.setattr(loop, "MAX_BAD_STEPS", 2)
+    with pytest.raises(FloatingPointError, match="2 steps in a row"):
+        train(dataclasses.replace(cfg, out=str(tmp_path / "all-nan")))

@@ -49,12 +49,18 @@ def test_sizes_not_multiple_of_the_levels_are_refused():
 
 
 @pytest.mark.parametrize("wavelet", ["haar", "bior4.4"])
-def test_convolution_path_equals_the_matrices(wavelet, monkeypatch):
+def test_every_path_computes_the_same_transform(wavelet, monkeypatch):
+    """2-D convolutions (large inputs), strided windows and dense matrices (small ones) agree."""
     from neuralcodec.models import wpt as module
 
     x = torch.rand(1, 3, 128, 192, dtype=torch.float64)
-    fast = wpt(x, 2, wavelet)
+    conv = wpt(x, 2, wavelet)
+    assert (iwpt(conv, 2, wavelet) - x).abs().max() < 1e-10
+    monkeypatch.setattr(module, "_CONV_MIN", 10**6)
+    windows = wpt(x, 2, wavelet)
     monkeypatch.setattr(module, "_DIRECT_MAX", 10**6)
     dense = wpt(x, 2, wavelet)
-    assert (fast - dense).abs().max() < 1e-12
-    assert (iwpt(fast, 2, wavelet) - x).abs().max() < 1e-10
+    assert (conv - windows).abs().max() < 1e-12
+    assert (conv - dense).abs().max() < 1e-12
+    assert (iwpt(dense, 2, wavelet) - x).abs().max() < 1e-10
+

@@ -7,7 +7,9 @@ indices cross to numpy for the coder. Coding parameters are integers (table inde
 
 from __future__ import annotations
 
+import copy
 import math
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -64,6 +66,69 @@ class FactorizedStage:
 
     def decode(self, payload: bytes, shape: tuple[int, int]) -> np.ndarray:
         return coder.decode(payload, self._rows(shape), self.tables)
+
+
+class SteppedFactorizedStage:
+    """Learned per-channel density (compressai EntropyBottleneck) of ``y`` quantized with a
+    per-channel step ``1 / gain``: symbol ``k = round((y - median) * gain)`` has probability
+    ``F(median + (k + 1/2) / gain) - F(median + (k - 1/2) / gain)``, ``F`` the learned CDF.
+
+    One density serves every quality exactly; the integer tables of a gain vector are built
+    (float64 density, compressai's 16-bit quantization) on first use and cached.
+    """
+
+    MAX_HALF_WIDTH = 4096  # symbols beyond this many steps from the median are escapes
+
+    def __init__(self, bottleneck: EntropyBottleneck, cache: int = 8) -> None:
+        self.density = copy.deepcopy(bottleneck).cpu().double().eval()
+        q = self.density.quantiles.detach()[:, 0, :]
+        self.medians, self.low, self.high = q[:, 1].clone(), q[:, 0].clone(), q[:, 2].clone()
+        self._cache: OrderedDict[bytes, coder.CdfTables] = OrderedDict()
+        self._cache_size = cache
+
+    def quantize(self, y: Tensor, gain: Tensor) -> Tensor:
+        """Symbols of ``y`` (B, C, h, w) for a float64 gain vector (C,)."""
+        m, g = self.medians.to(y.device)[None, :, None, None], gain.to(y.device)[None, :, None, None]
+        return _round_to_int((y.double() - m) * g)
+
+    def dequantize(self, symbols: Tensor, gain: Tensor) -> Tensor:
+        """Dequantized ``y`` in standard (NCHW-contiguous) layout, as the decoder produces them."""
+        m, g = self.medians.to(symbols.device)[None, :, None, None], gain.to(symbols.device)[None, :, None, None]
+        return (symbols.double() / g + m).float().contiguous()
+
+    @torch.no_grad()
+    def tables(self, gain: Tensor) -> coder.CdfTables:
+        key = gain.double().numpy().tobytes()
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        g = gain.double()
+        first = torch.floor((self.low - self.medians) * g).clamp(-self.MAX_HALF_WIDTH, 0).long()
+        last = torch.ceil((self.high - self.medians) * g).clamp(0, self.MAX_HALF_WIDTH).long()
+        length = last - first + 1
+        k = first[:, None] + torch.arange(int(length.max()), dtype=torch.int64)[None]  # (C, L)
+        edges = self.medians[:, None] + (k.double() - 0.5) / g[:, None]
+        edges = torch.cat([edges, edges[:, -1:] + 1 / g[:, None]], 1)  # (C, L + 1)
+        cdf = torch.sigmoid(self.density._logits_cumulative(edges[:, None, :], stop_gradient=True))[:, 0]
+        pmf = cdf[:, 1:] - cdf[:, :-1]
+        last_edge = (length[:, None]).clamp(max=cdf.shape[1] - 1)
+        tail = cdf[:, :1] + 1 - cdf.gather(1, last_edge)
+        quantized = self.density._pmf_to_cdf(pmf.float(), tail.float(), length.int(), int(length.max()))
+        tables = coder.CdfTables(quantized.numpy(), (length + 2).numpy(), first.numpy())
+        self._cache[key] = tables
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return tables
+
+    def _rows(self, shape: tuple[int, int]) -> np.ndarray:
+        return np.broadcast_to(np.arange(len(self.medians))[:, None, None], (len(self.medians), *shape))
+
+    def encode(self, symbols: np.ndarray, gain: Tensor) -> bytes:
+        """Code one image's symbols (C, h, w)."""
+        return coder.encode(symbols, self._rows(symbols.shape[1:]), self.tables(gain))
+
+    def decode(self, payload: bytes, shape: tuple[int, int], gain: Tensor) -> np.ndarray:
+        return coder.decode(payload, self._rows(shape), self.tables(gain))
 
 
 class GaussianStage:

@@ -19,7 +19,7 @@ class Coded:
     sections: list[bytes]
     latent_digest: bytes
     x_hat: Tensor | None  # (1, 3, H, W) padded reconstruction in [0, 1], if it was computed
-    latent: Tensor | None = None  # (1, M, H/16, W/16) dequantized latent y-hat, before the inverse gain
+    latent: Tensor | None = None  # (1, M, h, w) dequantized latent y-hat, before any inverse gain
 
 
 class ImageCodec(nn.Module):
@@ -46,13 +46,17 @@ class ImageCodec(nn.Module):
         """Entropy-decode one image's latent y-hat (no synthesis) and the digest of its symbols."""
         raise NotImplementedError
 
+    def synthesis_input(self, latent: Tensor, quality: float) -> Tensor:
+        """What the synthesis transform takes: the dequantized latent times the inverse gain."""
+        _, ig = self.gain(torch.full((1,), float(quality), device=latent.device))
+        return latent * ig
+
     @torch.no_grad()
     def synthesize(self, latent: Tensor, quality: float) -> Tensor:
-        """Image in [0, 1] from a dequantized latent: inverse gain, then the synthesis transform,
-        one image at a time (some convolution kernels change their round-off with the batch
-        size, and the decoder always runs one image)."""
-        _, ig = self.gain(torch.full((1,), float(quality), device=latent.device))
-        return torch.cat([self.g_s(latent[i : i + 1] * ig).clamp_(0, 1) for i in range(latent.shape[0])])
+        """Image in [0, 1] from a dequantized latent, one image at a time (some convolution
+        kernels change their round-off with the batch size, and the decoder always runs one image)."""
+        latent = self.synthesis_input(latent, quality)
+        return torch.cat([self.g_s(latent[i : i + 1]).clamp_(0, 1) for i in range(latent.shape[0])])
 
     @torch.no_grad()
     def decompress(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> Coded:

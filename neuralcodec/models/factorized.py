@@ -1,7 +1,10 @@
-"""Factorized prior (Balle et al. 2018, "bmshj2018-factorized") with gain units.
+"""Factorized prior (Balle et al. 2018, "bmshj2018-factorized") with a continuous quality.
 
 The latent ``y`` is coded with one learned distribution per channel (compressai's
-EntropyBottleneck) and no side information: one entropy stage, one section.
+EntropyBottleneck) and no side information: one entropy stage, one section. The quality sets a
+per-channel quantization step ``1 / gain`` (gain units without a learned inverse), and the
+probability of each quantization bin is the learned density's mass over that bin, so one density
+codes every quality exactly (a gain in front of a fixed density would make it fit none well).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import torch
 from compressai.entropy_models import EntropyBottleneck
 from torch import Tensor, nn
 
-from ..entropy import FactorizedStage
+from ..entropy import SteppedFactorizedStage
 from .base import Coded, ImageCodec
 from .gain import GainUnits
 from .transforms import analysis, ste_round, synthesis
@@ -24,41 +27,62 @@ class FactorizedPrior(ImageCodec):
         super().__init__()
         self.g_a = g_a if g_a is not None else analysis(N, M)
         self.g_s = g_s if g_s is not None else synthesis(N, M)
-        self.gain = GainUnits(M, levels)
+        self.gain = GainUnits(M, levels, inverse=False)
         self.entropy_bottleneck = EntropyBottleneck(M)
 
     @property
     def levels(self) -> int:
         return self.gain.levels
 
+    def _likelihood(self, y: Tensor, step: Tensor) -> Tensor:
+        """Mass of the learned density over the bin of width ``step`` (B, C, 1, 1) around each ``y``."""
+        eb = self.entropy_bottleneck
+        C = y.shape[1]
+        v = y.transpose(0, 1).reshape(C, 1, -1)
+        h = (step.expand_as(y) / 2).transpose(0, 1).reshape(C, 1, -1)
+        upper = eb._logits_cumulative(v + h, stop_gradient=False)
+        lower = eb._logits_cumulative(v - h, stop_gradient=False)
+        # sigmoid(u) - sigmoid(l) computed on the side of the median where it does not cancel
+        sign = -torch.sign(upper + lower).detach()
+        lik = (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
+        lik = eb.likelihood_lower_bound(lik)
+        return lik.reshape(C, y.shape[0], *y.shape[2:]).transpose(0, 1)
+
     def forward(self, x: Tensor, quality: Tensor, ste: bool = True) -> dict[str, Tensor]:
-        """Training pass: noisy likelihoods for the rate, rounded (``ste``) or noisy latents to the decoder."""
-        g, ig = self.gain(quality)
-        y = self.g_a(x) * g
-        y_noisy, y_lik = self.entropy_bottleneck(y)
-        if ste or not self.training:
-            medians = self.entropy_bottleneck._get_medians().detach()
-            y_hat = ste_round(y - medians) + medians
+        """Training pass: likelihoods of noisy latents for the rate, rounded (``ste``) or noisy latents to the decoder."""
+        g, _ = self.gain(quality)
+        step = 1 / g
+        y = self.g_a(x)
+        m = self.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
+        y_rounded = m + ste_round((y - m) * g) * step
+        if self.training:
+            y_noisy = y + (torch.rand_like(y) - 0.5) * step
         else:
-            y_hat = y_noisy
-        return {"x_hat": self.g_s(y_hat * ig), "y_likelihoods": y_lik}
+            y_noisy = y_rounded
+        y_lik = self._likelihood(y_noisy, step)
+        y_hat = y_rounded if ste or not self.training else y_noisy
+        return {"x_hat": self.g_s(y_hat), "y_likelihoods": y_lik}
 
     def prepare_for_coding(self) -> None:
-        self._y_stage = FactorizedStage(self.entropy_bottleneck)
+        self._y_stage = SteppedFactorizedStage(self.entropy_bottleneck)
 
     def export_tables(self) -> None:
+        """Only the quantiles are needed: the integer tables of a quality are built when it is used."""
         with torch.no_grad():
             self.entropy_bottleneck.update(force=True, update_quantiles=True)
 
+    def synthesis_input(self, latent: Tensor, quality: float) -> Tensor:
+        return latent  # the latent is dequantized with its step already
+
     @torch.no_grad()
     def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:
-        g, _ = self.gain(torch.full((x.shape[0],), float(quality), device=x.device))
-        y_sym = self._y_stage.quantize(self.g_a(x) * g)
-        y_hat = self._y_stage.dequantize(y_sym)
+        gain = self.gain.gain64(quality)
+        y_sym = self._y_stage.quantize(self.g_a(x), gain)
+        y_hat = self._y_stage.dequantize(y_sym, gain)
         x_hat = self.synthesize(y_hat, quality) if reconstruct else None
         y_np = y_sym.cpu().numpy()
         return [
-            Coded([self._y_stage.encode(y_np[i])], self.latent_digest([y_np[i]]),
+            Coded([self._y_stage.encode(y_np[i], gain)], self.latent_digest([y_np[i]]),
                   x_hat[i : i + 1] if x_hat is not None else None, y_hat[i : i + 1])
             for i in range(x.shape[0])
         ]
@@ -67,6 +91,7 @@ class FactorizedPrior(ImageCodec):
     def decode_latent(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> tuple[Tensor, bytes]:
         self.check_sections(sections, 1)
         k = self.downsampling
-        y_sym = self._y_stage.decode(sections[0], (height // k, width // k))
-        y_hat = self._y_stage.dequantize(torch.from_numpy(y_sym).to(device)[None])
+        gain = self.gain.gain64(quality)
+        y_sym = self._y_stage.decode(sections[0], (height // k, width // k), gain)
+        y_hat = self._y_stage.dequantize(torch.from_numpy(y_sym).to(device)[None], gain)
         return y_hat, self.latent_digest([y_sym])

@@ -10,6 +10,7 @@ from .base import ImageCodec
 from .context import ContextHyperprior
 from .factorized import FactorizedPrior
 from .hyperprior import Hyperprior
+from .walloc import WaLLoC
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,13 @@ _SPECS = [
         "Mean-scale hyperprior + ELIC-style uneven channel groups with checkerboard inside: 8 latent passes",
         ContextHyperprior,
         {"N": 96, "M": 128, "levels": 6, "groups": [16, 16, 32, 64], "checkerboard": True, "hidden": 96},
+    ),
+    ModelSpec(
+        "walloc-16x",
+        "WaLLoC (Jacobellis & Yadwadkar): CDF 9/7 wavelet packets (J=4), linear encoder to 48 channels, "
+        "residual decoder; latent 16x smaller than the image",
+        WaLLoC,
+        {"latent": 48, "levels": 6, "J": 4, "wavelet": "bior4.4", "width": 192, "blocks": 3},
     ),
 ]
 

@@ -7,9 +7,11 @@ gives 768 channels at 1/16 resolution.
 Each 1-D periodized DWT of length ``n`` is a fixed linear map whose analysis and synthesis
 matrices are built once per (wavelet, n) from PyWavelets (the reference implementation, mode
 ``periodization``) applied to unit vectors; forward and inverse therefore agree with PyWavelets
-and invert each other to float32 round-off. The maps are circulant with stride 2, so for lengths
-above ``_DIRECT_MAX`` they run as small matrix products over strided windows of the circularly
-padded signal (O(n) instead of O(n^2)); the taps and their alignment are read off the matrices.
+and invert each other to float32 round-off. The maps are circulant with stride 2: the taps and
+their alignment are read off the matrices, and a level runs as one 2-D convolution (analysis:
+4 separable-product kernels with stride 2; synthesis: polyphase kernels and a pixel shuffle) of
+the circularly padded input, 5-10x faster on CPU than separable 1-D passes. Inputs too small to
+pad circularly use the 1-D maps (dense matrices up to ``_DIRECT_MAX``, strided windows above).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def _matrices(wavelet: str, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 _DIRECT_MAX = 32  # lengths up to this use the dense matrices directly
+_CONV_MIN = 16  # levels whose input sides are all at least this run as 2-D convolutions (pads <= 4)
 _TAPS_N = 64  # length at which the convolution taps are read off the matrices
 
 
@@ -108,8 +111,30 @@ def _idwt_last(x: Tensor, wavelet: str) -> Tensor:
     return y.reshape(*lead, n)
 
 
+def _conv_level(x: Tensor, wavelet: str) -> Tensor:
+    B, C, H, W = x.shape
+    ka, pa, _, _, _ = _kernels(wavelet)
+    L = ka.shape[0]
+    kernel = torch.from_numpy(np.einsum("sa,tb->abst", ka, ka).reshape(4, 1, L, L)).to(x.device, x.dtype)
+    xp = F.pad(x.reshape(B * C, 1, H, W), (pa, L - 1 - pa, pa, L - 1 - pa), mode="circular")
+    return F.conv2d(xp, kernel, stride=2).reshape(B, C * 4, H // 2, W // 2)
+
+
+def _conv_inverse_level(x: Tensor, wavelet: str) -> Tensor:
+    B, C4, h, w = x.shape
+    _, _, ks, ps, qs = _kernels(wavelet)
+    width = ks.shape[0] // 2
+    k = ks.reshape(2, width, 2)  # (band, tap, phase)
+    kernel = np.einsum("atr,bvu->ruabtv", k, k).reshape(4, 4, width, width)  # (phase_h, phase_w), (band_h, band_w)
+    xp = F.pad(x.reshape(B * C4 // 4, 4, h, w), (ps, qs, ps, qs), mode="circular")
+    y = F.pixel_shuffle(F.conv2d(xp, torch.from_numpy(kernel).to(x.device, x.dtype)), 2)
+    return y.reshape(B, C4 // 4, 2 * h, 2 * w)
+
+
 def _level(x: Tensor, wavelet: str) -> Tensor:
     B, C, H, W = x.shape
+    if min(H, W) >= _CONV_MIN:
+        return _conv_level(x, wavelet)
     x = _dwt_last(x, wavelet)  # (B, C, H, 2, W/2): bands along width
     x = _dwt_last(x.permute(0, 1, 3, 4, 2), wavelet)  # (B, C, 2w, W/2, 2h, H/2)
     x = x.permute(0, 1, 4, 2, 5, 3)  # (B, C, band_h, band_w, H/2, W/2)
@@ -118,6 +143,8 @@ def _level(x: Tensor, wavelet: str) -> Tensor:
 
 def _inverse_level(x: Tensor, wavelet: str) -> Tensor:
     B, C4, h, w = x.shape
+    if min(h, w) >= _CONV_MIN // 2:
+        return _conv_inverse_level(x, wavelet)
     x = x.reshape(B, C4 // 4, 2, 2, h, w).permute(0, 1, 3, 5, 2, 4)  # (B, C, band_w, w, band_h, h)
     x = _idwt_last(x, wavelet)  # (B, C, band_w, w, 2h)
     x = _idwt_last(x.permute(0, 1, 4, 2, 3), wavelet)  # (B, C, 2h, 2w)

@@ -26,6 +26,7 @@ from .data import CropSampler
 DEFAULT_LAMBDAS = [0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483]
 MS_SSIM_LAMBDAS = [2.40, 4.58, 8.73, 16.64, 31.73, 60.50]
 DISTORTIONS = ("mse", "ms-ssim")
+MAX_BAD_STEPS = 50  # consecutive steps with non-finite gradients before training stops
 
 
 @dataclass
@@ -244,6 +245,7 @@ def train(cfg: TrainConfig) -> Path:
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", unit="step", disable=rank != 0)
     local = slice(rank * cfg.batch // world, (rank + 1) * cfg.batch // world)
     t0, acc = time.time(), {"loss": 0.0, "bpp": 0.0, "mse": 0.0}
+    skipped = in_a_row = 0
     while step < cfg.steps:
         decay = 0.1 if step >= cfg.decay_at * cfg.steps else 1.0
         for g in opt.param_groups:
@@ -259,8 +261,10 @@ def train(cfg: TrainConfig) -> Path:
         res = rd_loss(x, {k: v.float() for k, v in out_.items()}, lam, cfg.distortion)
         opt.zero_grad(set_to_none=True)
         res["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)
-        opt.step()
+        # Gradients are identical on every rank after DDP's all-reduce, so all ranks skip together.
+        finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)))
+        if finite:
+            opt.step()
         aux_opt.zero_grad(set_to_none=True)
         aux = sum(m.loss() for m in _bottlenecks(model))
         aux.backward()
@@ -268,19 +272,32 @@ def train(cfg: TrainConfig) -> Path:
             for p in aux_params:
                 dist.all_reduce(p.grad)
                 p.grad /= world
-        aux_opt.step()
+        if all(bool(torch.isfinite(p.grad).all()) for p in aux_params if p.grad is not None):
+            aux_opt.step()
         step += 1
         bar.update(1)
-        for k in acc:
-            acc[k] += float(res[k].detach())
+        if finite:
+            for k in acc:
+                acc[k] += float(res[k].detach())
+            in_a_row = 0
+        else:
+            skipped, in_a_row = skipped + 1, in_a_row + 1
+            if in_a_row >= MAX_BAD_STEPS:
+                raise FloatingPointError(f"{in_a_row} steps in a row had non-finite gradients (step {step}); "
+                                         "lower --lr or resume from an earlier checkpoint")
         if log and step % cfg.log_every == 0:
-            n = cfg.log_every
+            n = cfg.log_every - skipped
             rec = {"step": step, "lr": lr, "aux": float(aux.detach()), "sec": round(time.time() - t0, 1)}
-            rec.update({k: v / n for k, v in acc.items()})
-            rec["psnr"] = -10 * math.log10(max(rec["mse"], 1e-10))
+            if n:
+                rec.update({k: v / n for k, v in acc.items()})
+                rec["psnr"] = -10 * math.log10(max(rec["mse"], 1e-10))
+            if skipped:
+                rec["skipped"] = skipped  # steps of this window left out: non-finite gradients
+            skipped = 0
             log.write(json.dumps(rec) + "\n")
             log.flush()
-            bar.set_postfix(loss=f"{rec['loss']:.3f}", bpp=f"{rec['bpp']:.3f}", psnr=f"{rec['psnr']:.2f}")
+            if n:
+                bar.set_postfix(loss=f"{rec['loss']:.3f}", bpp=f"{rec['bpp']:.3f}", psnr=f"{rec['psnr']:.2f}")
             acc = {k: 0.0 for k in acc}
         if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             _save_atomic(

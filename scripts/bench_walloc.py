@@ -71,6 +71,30 @@ def encode_times(paths: list, quality_of: dict[str, float]) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def wpt_times(levels: int = 4, repeat: int = 5) -> dict[str, tuple[float, float]]:
+    """(forward, inverse) ms of the J-level packet transform of one 768x512 RGB image, per path."""
+    from neuralcodec.models import wpt
+
+    x = torch.rand(1, 3, 512, 768)
+    out = {}
+    for name, conv_min in (("2-D convolution", wpt._CONV_MIN), ("1-D strided windows", 10**9)):
+        saved, wpt._CONV_MIN = wpt._CONV_MIN, conv_min
+        try:
+            y = wpt.wpt(x, levels)
+            fwd, inv = [], []
+            for _ in range(repeat):
+                t = time.perf_counter()
+                y = wpt.wpt(x, levels)
+                fwd.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                wpt.iwpt(y, levels)
+                inv.append(time.perf_counter() - t)
+            out[name] = (statistics.median(fwd) * 1000, statistics.median(inv) * 1000)
+        finally:
+            wpt._CONV_MIN = saved
+    return out
+
+
 def main() -> None:
     tune_malloc()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,6 +109,10 @@ def main() -> None:
     loaded = load_model(MODEL)
     qualities = ev.spread(loaded.quality_range, args.qualities)
 
+    print(f"wavelet packet transform, J=4, one 768x512 RGB image, {args.threads} threads (median of 5):")
+    for name, (fwd, inv) in wpt_times().items():
+        print(f"  {name:<22} forward {fwd:7.1f} ms  inverse {inv:7.1f} ms")
+
     t = encode_times(paths[: min(len(paths), 8)], {MODEL: loaded.default_quality, "mean-scale-hyperprior": None})
     print(f"encode, median of {min(len(paths), 8) - 1} Kodak images after 1 warm-up, {args.threads} threads:")
     for model, sec in t.items():
@@ -92,21 +120,22 @@ def main() -> None:
     print(f"  WaLLoC encodes {t['mean-scale-hyperprior'] / t[MODEL]:.1f}x faster than the mean-scale hyperprior")
 
     print(f"\n{len(paths)} Kodak images: .ncf (learned prior) vs the same symbols as lossless PNG")
-    print(f"{'quality':>8}{'ncf bpp':>9}{'PNG bpp':>9}{'PNG/ncf':>9}{'PSNR dB':>9}")
+    print(f"{'quality':>8}{'ncf bpp':>9}{'PNG bpp':>9}{'PNG/ncf':>9}{'PSNR dB':>9}  images where PNG is smaller")
     kodim05 = []
     for q in qualities:
-        ncf = png = 0
+        ncf = png = png_wins = 0
         scores = []
         for path in paths:
             rgb = np.asarray(Image.open(path).convert("RGB"))
             enc = nc.encode_image(LoadedImage(rgb, 3, 8), MODEL, q, reconstruct=True)
-            ncf += len(enc.data)
-            png += png_bytes(symbols_of(rgb, q))
+            as_png = png_bytes(symbols_of(rgb, q))
+            ncf, png, png_wins = ncf + len(enc.data), png + as_png, png_wins + (as_png < len(enc.data))
             scores.append(psnr(rgb, enc.rgb))
             if path.name == "kodim05.png":
                 kodim05.append((rgb.size / len(enc.data), scores[-1]))
         pixels = sum(np.prod(Image.open(x).size) for x in paths)
-        print(f"{q:>8.2f}{ncf * 8 / pixels:>9.4f}{png * 8 / pixels:>9.4f}{png / ncf:>9.2f}{np.mean(scores):>9.2f}")
+        print(f"{q:>8.2f}{ncf * 8 / pixels:>9.4f}{png * 8 / pixels:>9.4f}{png / ncf:>9.2f}{np.mean(scores):>9.2f}"
+              f"  {png_wins} of {len(paths)}")
     if kodim05:
         print("\nkodim05 (compression ratio = 24 bits / bpp, PSNR dB):")
         for ratio, score in kodim05:

@@ -12,6 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import torch
 from PIL import Image
 
 import neuralcodec as nc
@@ -38,6 +39,8 @@ def main() -> None:
             "model": model, "format": ".".join(map(str, bitstream.VERSION)), "source": "samples/chelsea.png crop (150,40,250,110)",
             "quality": enc.header.quality, "weights_sha256": enc.header.weights_digest.hex(),
             "rgb_sha256": hashlib.sha256(enc.rgb.tobytes()).hexdigest(),
+            # the synthesis's round-off can depend on the thread count (the decoder then warns)
+            "threads": torch.get_num_threads(),
         }
         (out / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
         print(f"wrote {out / name}.ncf ({len(enc.data)} bytes)")

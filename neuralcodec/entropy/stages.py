@@ -111,8 +111,7 @@ class SteppedFactorizedStage:
         edges = torch.cat([edges, edges[:, -1:] + 1 / g[:, None]], 1)  # (C, L + 1)
         cdf = torch.sigmoid(self.density._logits_cumulative(edges[:, None, :], stop_gradient=True))[:, 0]
         pmf = cdf[:, 1:] - cdf[:, :-1]
-        last_edge = (length[:, None]).clamp(max=cdf.shape[1] - 1)
-        tail = cdf[:, :1] + 1 - cdf.gather(1, last_edge)
+        tail = cdf[:, :1] + 1 - cdf.gather(1, length[:, None])  # below the first bin + above the last
         quantized = self.density._pmf_to_cdf(pmf.float(), tail.float(), length.int(), int(length.max()))
         tables = coder.CdfTables(quantized.numpy(), (length + 2).numpy(), first.numpy())
         self._cache[key] = tables

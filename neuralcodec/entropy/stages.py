@@ -33,6 +33,11 @@ def _round_to_int(x: Tensor) -> Tensor:
     return torch.round(x).clamp_(-LATENT_LIMIT, LATENT_LIMIT).to(torch.int32)
 
 
+def _channel_rows(channels: int, shape: tuple[int, int]) -> np.ndarray:
+    """Table row of every symbol of a (channels, h, w) latent coded with one table per channel."""
+    return np.broadcast_to(np.arange(channels)[:, None, None], (channels, *shape))
+
+
 def _tables(model) -> coder.CdfTables:
     if model._quantized_cdf.numel() == 0:
         raise RuntimeError("coding tables are missing: call export_tables() before saving weights")
@@ -57,15 +62,12 @@ class FactorizedStage:
         z_hat = symbols.double() + self.medians.to(symbols.device, torch.float64)[None, :, None, None]
         return z_hat.float().contiguous()
 
-    def _rows(self, shape: tuple[int, int]) -> np.ndarray:
-        return np.broadcast_to(np.arange(self.channels)[:, None, None], (self.channels, *shape))
-
     def encode(self, symbols: np.ndarray) -> bytes:
         """Code one image's symbols (C, h, w)."""
-        return coder.encode(symbols, self._rows(symbols.shape[1:]), self.tables)
+        return coder.encode(symbols, _channel_rows(self.channels, symbols.shape[1:]), self.tables)
 
     def decode(self, payload: bytes, shape: tuple[int, int]) -> np.ndarray:
-        return coder.decode(payload, self._rows(shape), self.tables)
+        return coder.decode(payload, _channel_rows(self.channels, shape), self.tables)
 
 
 class SteppedFactorizedStage:
@@ -119,15 +121,12 @@ class SteppedFactorizedStage:
             self._cache.popitem(last=False)
         return tables
 
-    def _rows(self, shape: tuple[int, int]) -> np.ndarray:
-        return np.broadcast_to(np.arange(len(self.medians))[:, None, None], (len(self.medians), *shape))
-
     def encode(self, symbols: np.ndarray, gain: Tensor) -> bytes:
         """Code one image's symbols (C, h, w)."""
-        return coder.encode(symbols, self._rows(symbols.shape[1:]), self.tables(gain))
+        return coder.encode(symbols, _channel_rows(len(self.medians), symbols.shape[1:]), self.tables(gain))
 
     def decode(self, payload: bytes, shape: tuple[int, int], gain: Tensor) -> np.ndarray:
-        return coder.decode(payload, self._rows(shape), self.tables(gain))
+        return coder.decode(payload, _channel_rows(len(self.medians), shape), self.tables(gain))
 
 
 class GaussianStage:

@@ -111,23 +111,31 @@ def _idwt_last(x: Tensor, wavelet: str) -> Tensor:
     return y.reshape(*lead, n)
 
 
+@lru_cache(maxsize=8)
+def _kernels_2d(wavelet: str) -> tuple[Tensor, Tensor]:
+    """float64 2-D kernels: analysis (4 bands, 1, L, L) and synthesis (4 phases, 4 bands, w, w)."""
+    ka, _, ks, _, _ = _kernels(wavelet)
+    L, width = ka.shape[0], ks.shape[0] // 2
+    analysis = np.einsum("sa,tb->abst", ka, ka).reshape(4, 1, L, L)
+    k = ks.reshape(2, width, 2)  # (band, tap, phase)
+    synthesis = np.einsum("atr,bvu->ruabtv", k, k).reshape(4, 4, width, width)  # (phase_h, phase_w), (band_h, band_w)
+    return torch.from_numpy(analysis), torch.from_numpy(synthesis)
+
+
 def _conv_level(x: Tensor, wavelet: str) -> Tensor:
     B, C, H, W = x.shape
-    ka, pa, _, _, _ = _kernels(wavelet)
-    L = ka.shape[0]
-    kernel = torch.from_numpy(np.einsum("sa,tb->abst", ka, ka).reshape(4, 1, L, L)).to(x.device, x.dtype)
+    _, pa, _, _, _ = _kernels(wavelet)
+    kernel = _kernels_2d(wavelet)[0].to(x.device, x.dtype)
+    L = kernel.shape[-1]
     xp = F.pad(x.reshape(B * C, 1, H, W), (pa, L - 1 - pa, pa, L - 1 - pa), mode="circular")
     return F.conv2d(xp, kernel, stride=2).reshape(B, C * 4, H // 2, W // 2)
 
 
 def _conv_inverse_level(x: Tensor, wavelet: str) -> Tensor:
     B, C4, h, w = x.shape
-    _, _, ks, ps, qs = _kernels(wavelet)
-    width = ks.shape[0] // 2
-    k = ks.reshape(2, width, 2)  # (band, tap, phase)
-    kernel = np.einsum("atr,bvu->ruabtv", k, k).reshape(4, 4, width, width)  # (phase_h, phase_w), (band_h, band_w)
+    _, _, _, ps, qs = _kernels(wavelet)
     xp = F.pad(x.reshape(B * C4 // 4, 4, h, w), (ps, qs, ps, qs), mode="circular")
-    y = F.pixel_shuffle(F.conv2d(xp, torch.from_numpy(kernel).to(x.device, x.dtype)), 2)
+    y = F.pixel_shuffle(F.conv2d(xp, _kernels_2d(wavelet)[1].to(x.device, x.dtype)), 2)
     return y.reshape(B, C4 // 4, 2 * h, 2 * w)
 
 

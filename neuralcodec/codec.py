@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from . import bitstream
@@ -56,11 +55,6 @@ class DecodedImage:
         from .io.images import to_pil
 
         return to_pil(self.rgb, self.header.channels)
-
-
-def _to_uint8(x_hat: torch.Tensor, height: int, width: int) -> np.ndarray:
-    x = x_hat[0, :, :height, :width].mul(255).round_().clamp_(0, 255).to(torch.uint8)
-    return x.permute(1, 2, 0).contiguous().cpu().numpy()
 
 
 NO_DIGEST = bytes(16)  # image digest field of a file whose encoder did not reconstruct
@@ -166,13 +160,13 @@ def _encode_chunk(loaded: LoadedModel, images: list[LoadedImage], q_milli: int, 
     k = loaded.model.downsampling
     for (h, w), idx in by_size.items():
         pb, pr = -h % k, -w % k
-        x = torch.from_numpy(np.stack([images[i].rgb for i in idx])).to(loaded.device)
-        x = x.permute(0, 3, 1, 2).float().div_(255).contiguous()
-        if pb or pr:
-            x = F.pad(x, (0, pr, 0, pb), mode="replicate")
-        for i, coded in zip(idx, loaded.model.compress(x, q_milli / 1000, reconstruct)):
+        # uint8 (edge padding = replicate): the model converts to float tile by tile
+        x = np.stack([np.pad(images[i].rgb, ((0, pb), (0, pr), (0, 0)), mode="edge") for i in idx])
+        x = torch.from_numpy(x).to(loaded.device).permute(0, 3, 1, 2)
+        for i, coded in zip(idx, loaded.model.compress(x, q_milli / 1000, reconstruct=False)):
             im = images[i]
-            rgb = _to_uint8(coded.x_hat, h, w) if reconstruct else None
+            # the decoder's own path (tiled for large images), so decode() == rgb bit for bit
+            rgb = loaded.model.reconstruct(coded.latent, q_milli / 1000, h, w) if reconstruct else None
             header = bitstream.Header(
                 loaded.model_id, loaded.digest, q_milli, h, w, im.channels, im.bit_depth, pb, pr, 1,
                 coded.latent_digest, image_digest(rgb) if reconstruct else NO_DIGEST,
@@ -224,9 +218,9 @@ def decode(data: bytes, device: str = "cpu") -> DecodedImage:
     """Decode a .ncf file's bytes; raises a BitstreamError subclass on any mismatch or damage."""
     container, loaded, ph, pw = _open(data, device)
     h = container.header
-    coded = loaded.model.decompress(container.sections, ph, pw, h.quality, device)
-    _check_latents(coded.latent_digest, h)
-    rgb = _to_uint8(coded.x_hat, h.height, h.width)
+    latent, digest = loaded.model.decode_latent(container.sections, ph, pw, h.quality, device)
+    _check_latents(digest, h)  # before the synthesis: damaged data costs no transform
+    rgb = loaded.model.reconstruct(latent, h.quality, h.height, h.width)
     if h.image_digest != NO_DIGEST and image_digest(rgb) != h.image_digest:
         warnings.warn(
             "decoded pixels differ slightly from the encoder's reconstruction (the latents match; the "

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CorruptFileError
+from .tiling import Span, grid, window
 
 
 @dataclass
@@ -22,11 +23,40 @@ class Coded:
     latent: Tensor | None = None  # (1, M, h, w) dequantized latent y-hat, before any inverse gain
 
 
+def to_uint8(x: Tensor, height: int, width: int) -> np.ndarray:
+    """8-bit (height, width, 3) array of the top-left corner of an image (3, H, W) in [0, 1]."""
+    x = x[:, :height, :width].mul(255).round_().clamp_(0, 255).to(torch.uint8)
+    return x.permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+def _as_float(x: Tensor) -> Tensor:
+    """Pixels in [0, 1], NCHW-contiguous (other layouts pick kernels with other round-off)."""
+    return x.float().div_(255).contiguous() if x.dtype == torch.uint8 else x.contiguous()
+
+
 class ImageCodec(nn.Module):
-    """Base class: transforms plus an ordered list of entropy stages, one section per stage."""
+    """Base class: transforms plus an ordered list of entropy stages, one section per stage.
+
+    Above ``tile_above`` latent positions per side, the analysis and synthesis transforms run
+    on ``tile`` x ``tile`` latent tiles, each extended by the transform's receptive-field
+    radius (``analysis_margin``, ``synthesis_margin``, latent positions) and cropped, so their
+    memory does not grow with the image; the result equals the untiled one up to float
+    round-off (tests/test_tiling.py). Smaller images take the untiled path.
+    """
 
     downsampling: int = 64
     levels: int
+    latent_stride: int = 16  # image pixels per latent position (the scale of g_a and g_s)
+    tile: int = 64
+    tile_above: int = 96
+    # compressai's conv(k=5, s=2, p=2) x 4: latent j sees pixels 16j - 30 .. 16j + 30 -> 2
+    analysis_margin: int = 2
+    # deconv(k=5, s=2, p=2, output_padding=1) x 4: pixel p sees latents p/16 -/+ (1 + 1/2 + 1/4 + 1/8) -> 2
+    synthesis_margin: int = 2
+
+    def tiled(self, height: int, width: int) -> bool:
+        """Whether a latent of this size is transformed in tiles."""
+        return max(height, width) > self.tile_above
 
     def check_quality(self, quality: float) -> None:
         """Raise ValueError unless ``quality`` is in the model's range [0, levels] (below 1: extrapolated)."""
@@ -52,11 +82,72 @@ class ImageCodec(nn.Module):
         return latent * ig
 
     @torch.no_grad()
+    def transform_image(self, x: Tensor) -> Tensor:
+        """Latent (B, M, H/16, W/16) of images (B, 3, H, W): float in [0, 1], or uint8 (then
+        converted tile by tile, so a large image never exists as float32 in full)."""
+        s = self.latent_stride
+        B, h, w = x.shape[0], x.shape[-2] // s, x.shape[-1] // s
+        if not self.tiled(h, w):
+            return self.g_a(_as_float(x))
+        out = None
+        for i in range(B):
+            for rows, cols in grid(h, w, self.tile):
+                y = self._analysis_tile(x[i : i + 1], rows, cols)
+                if out is None:
+                    out = y.new_empty(B, y.shape[1], h, w)
+                out[i : i + 1, :, rows[0] : rows[1], cols[0] : cols[1]] = y
+        return out
+
+    def _analysis_tile(self, x: Tensor, rows: Span, cols: Span) -> Tensor:
+        """g_a output over latent ``rows`` x ``cols`` of one image (1, 3, H, W)."""
+        s, m = self.latent_stride, self.analysis_margin
+        (r0, r1), (c0, c1) = window(rows, m, x.shape[-2] // s), window(cols, m, x.shape[-1] // s)
+        y = self.g_a(_as_float(x[..., r0 * s : r1 * s, c0 * s : c1 * s]))
+        return y[..., rows[0] - r0 : rows[1] - r0, cols[0] - c0 : cols[1] - c0]
+
+    @torch.no_grad()
     def synthesize(self, latent: Tensor, quality: float) -> Tensor:
-        """Image in [0, 1] from a dequantized latent, one image at a time (some convolution
-        kernels change their round-off with the batch size, and the decoder always runs one image)."""
-        latent = self.synthesis_input(latent, quality)
-        return torch.cat([self.g_s(latent[i : i + 1]).clamp_(0, 1) for i in range(latent.shape[0])])
+        """Image (B, 3, 16h, 16w) in [0, 1] from a dequantized latent (B, M, h, w), one image at a
+        time (some convolution kernels change their round-off with the batch size, and the
+        decoder always runs one image)."""
+        return torch.cat([self._synthesize_one(latent[i : i + 1], quality) for i in range(latent.shape[0])])
+
+    def _synthesize_one(self, latent: Tensor, quality: float) -> Tensor:
+        h, w = latent.shape[-2:]
+        if not self.tiled(h, w):
+            return self.g_s(self.synthesis_input(latent, quality)).clamp_(0, 1)
+        s = self.latent_stride
+        out = latent.new_empty(1, 3, h * s, w * s)
+        for rows, cols in grid(h, w, self.tile):
+            out[..., rows[0] * s : rows[1] * s, cols[0] * s : cols[1] * s] = (
+                self._synthesis_tile(latent, quality, rows, cols).clamp_(0, 1)
+            )
+        return out
+
+    def _synthesis_tile(self, latent: Tensor, quality: float, rows: Span, cols: Span) -> Tensor:
+        """g_s output (1, 3, 16 * len(rows), 16 * len(cols)) over latent ``rows`` x ``cols``."""
+        s, m = self.latent_stride, self.synthesis_margin
+        (r0, r1), (c0, c1) = window(rows, m, latent.shape[-2]), window(cols, m, latent.shape[-1])
+        x = self.g_s(self.synthesis_input(latent[..., r0:r1, c0:c1].contiguous(), quality))
+        return x[..., (rows[0] - r0) * s : (rows[1] - r0) * s, (cols[0] - c0) * s : (cols[1] - c0) * s]
+
+    @torch.no_grad()
+    def reconstruct(self, latent: Tensor, quality: float, height: int, width: int) -> np.ndarray:
+        """The decoder's 8-bit output (height, width, 3) from one image's latent (1, M, h, w):
+        :meth:`synthesize` cropped to the original size; large images tile by tile, straight
+        into the uint8 array, so no full-size float image is held."""
+        h, w = latent.shape[-2:]
+        if not self.tiled(h, w):
+            return to_uint8(self.synthesize(latent, quality)[0], height, width)
+        s = self.latent_stride
+        rgb = np.empty((height, width, 3), dtype=np.uint8)
+        for rows, cols in grid(h, w, self.tile):
+            top, left = rows[0] * s, cols[0] * s
+            if top < height and left < width:
+                x = self._synthesis_tile(latent, quality, rows, cols).clamp_(0, 1)
+                part = to_uint8(x[0], height - top, width - left)
+                rgb[top : top + part.shape[0], left : left + part.shape[1]] = part
+        return rgb
 
     @torch.no_grad()
     def decompress(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> Coded:

@@ -145,7 +145,7 @@ class ContextHyperprior(Hyperprior):
     def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:
         B = x.shape[0]
         g, _ = self.gain(torch.full((B,), float(quality), device=x.device))
-        y = self.g_a(x) * g
+        y = self.transform_image(x) * g
         z_sym = self._z_stage.quantize(self.h_a(y))
         hyper = self._h_s64(self._z_stage.dequantize(z_sym).double())
         z_np = z_sym.cpu().numpy()

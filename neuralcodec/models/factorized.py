@@ -77,7 +77,7 @@ class FactorizedPrior(ImageCodec):
     @torch.no_grad()
     def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:
         gain = self.gain.gain64(quality)
-        y_sym = self._y_stage.quantize(self.g_a(x), gain)
+        y_sym = self._y_stage.quantize(self.transform_image(x), gain)
         y_hat = self._y_stage.dequantize(y_sym, gain)
         x_hat = self.synthesize(y_hat, quality) if reconstruct else None
         y_np = y_sym.cpu().numpy()

@@ -106,7 +106,7 @@ class Hyperprior(ImageCodec):
         """Encode a batch (B, 3, H, W) in [0, 1], H and W multiples of ``downsampling``; with
         ``reconstruct`` also run the synthesis to return what the decoder will output."""
         g, _ = self.gain(torch.full((x.shape[0],), float(quality), device=x.device))
-        y = self.g_a(x) * g
+        y = self.transform_image(x) * g
         z = self.h_a(y if self.mean else y.abs())
         z_sym = self._z_stage.quantize(z)
         z_hat = self._z_stage.dequantize(z_sym)

@@ -34,7 +34,12 @@ class WeightsMismatchError(BitstreamError):
 
 
 class LatentMismatchError(BitstreamError):
-    """Checksums pass but the decoded latents differ from the encoder's: encoder/decoder mismatch."""
+    """Checksums pass but the decoded latents differ from the encoder's digest: the encoder computed
+    other coding parameters (build, platform, device) or, in a 1.0 file, damage the CRCs missed."""
+
+
+class PixelLimitError(BitstreamError):
+    """The file's image has more pixels than the decoder was allowed to decode (``max_pixels``)."""
 
 
 class ModelError(NeuralCodecError):
@@ -46,4 +51,5 @@ class InputError(NeuralCodecError):
 
 
 class ReconstructionMismatchWarning(UserWarning):
-    """Latents decoded exactly, but the synthesis output differs from the encoder's (other device)."""
+    """Latents decoded exactly, but the 8-bit output is not bit-identical to the encoder's
+    reconstruction (float round-off of the synthesis on another device, thread count or build)."""

@@ -3,17 +3,23 @@
 Layout, all integers little-endian::
 
     magic b"\\x89NCF" | u8 major | u8 minor | u16 header_len | header[header_len] | u32 crc32(all before)
-    then section_count times:  u32 length | u32 crc32(payload) | payload[length]
+    then section_count coded sections, then (1.1) metadata_count metadata sections, each:
+        u32 length | u32 crc32(payload) | payload[length]
 
-The reader validates every length and range before it allocates or decodes anything.
+Version 1.1 appends to the 1.0 header ``u8 metadata_count`` and a 16-byte *binding digest*
+(BLAKE2b-128 of the file's bytes before that field and all its section bytes), so header fields
+(quality, size, padding, digests) cannot change without the reader noticing, even where the CRCs
+were recomputed. The reader validates every length and range before it allocates or decodes
+anything, and accepts only what the writer produces (canonical files).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import (
     CorruptFileError,
@@ -24,15 +30,20 @@ from ..errors import (
 )
 
 MAGIC = b"\x89NCF"
-VERSION = (1, 0)
+VERSION = (1, 1)  # what the writer produces; the reader takes every 1.x
 MAX_SIDE = 32768  # largest height or width accepted
 MAX_PIXELS = 1 << 26  # largest height * width accepted (8192 x 8192, 67 Mpixel)
 MAX_SECTIONS = 64
 MAX_HEADER = 1024
 MAX_FRAMES = 1  # v1 files hold one image; video adds a frame index in a later version
+METADATA_KINDS = {1: "icc", 2: "exif", 3: "xmp"}  # metadata section kind byte -> name
+METADATA_VERSION = 1  # layout of a metadata section's payload
+MAX_METADATA = 1 << 22  # bytes of one metadata item (4 MiB)
 _MODEL_ID = re.compile(rb"[a-z0-9][a-z0-9._-]{0,63}")
 _PREFIX = struct.Struct("<4sBBH")
 _FIXED = struct.Struct("<32sIIIBBHHI16s16sH")  # after the model id
+_V11 = struct.Struct("<B16s")  # after the 1.0 fields: metadata_count, binding digest
+_BINDING = b"ncf-binding-1.1"  # BLAKE2b personalization of the binding digest
 
 
 @dataclass(frozen=True)
@@ -89,22 +100,58 @@ class Header:
 @dataclass(frozen=True)
 class Container:
     header: Header
-    sections: list[bytes]
+    sections: list[bytes]  # the coded sections; each is a Section (bytes with a .label) when unpacked
     version: tuple[int, int] = VERSION
+    metadata: dict[str, bytes] = field(default_factory=dict)  # "icc" / "exif" / "xmp" -> bytes
 
 
-def pack(header: Header, sections: list[bytes]) -> bytes:
-    """Serialize a header and its sections into one file's bytes."""
+class Section(bytes):
+    """A section payload that knows its place in the file, so errors can name it."""
+
+    label: str = "coded section"
+
+
+def _binding(head_before_field: bytes | memoryview, section_bytes: bytes | memoryview) -> bytes:
+    h = hashlib.blake2b(digest_size=16, person=_BINDING)
+    h.update(head_before_field)
+    h.update(section_bytes)
+    return h.digest()
+
+
+def _metadata_payload(kind: str, data: bytes) -> bytes:
+    code = {v: k for k, v in METADATA_KINDS.items()}.get(kind)
+    if code is None:
+        raise ValueError(f"unknown metadata kind {kind!r} (one of {', '.join(METADATA_KINDS.values())})")
+    if not (1 <= len(data) <= MAX_METADATA):
+        raise ValueError(f"{kind} metadata must hold 1..{MAX_METADATA} bytes, got {len(data)}")
+    return bytes([code, METADATA_VERSION]) + data
+
+
+def _framed(payload: bytes) -> bytes:
+    return struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
+
+
+def pack(header: Header, sections: list[bytes], metadata: dict[str, bytes] | None = None,
+         minor: int = VERSION[1]) -> bytes:
+    """Serialize a header, its coded sections and optional metadata (``"icc"``, ``"exif"``,
+    ``"xmp"`` -> bytes) into one file. ``minor=0`` writes the 1.0 layout (no metadata, no binding)."""
     header.validate()
     if not (1 <= len(sections) <= MAX_SECTIONS):
         raise ValueError(f"a file holds 1..{MAX_SECTIONS} sections, got {len(sections)}")
-    body = header.pack(len(sections))
-    head = _PREFIX.pack(MAGIC, *VERSION, len(body)) + body
-    out = [head, struct.pack("<I", zlib.crc32(head))]
-    for s in sections:
-        out.append(struct.pack("<II", len(s), zlib.crc32(s)))
-        out.append(s)
-    return b"".join(out)
+    if minor not in (0, 1):
+        raise ValueError("this writer produces format 1.0 or 1.1")
+    order = {v: k for k, v in METADATA_KINDS.items()}
+    meta = [_metadata_payload(k, metadata[k]) for k in sorted(metadata or {}, key=lambda k: order.get(k, 99))]
+    if meta and minor == 0:
+        raise ValueError("format 1.0 has no metadata sections")
+    body = b"".join(_framed(s) for s in [*sections, *meta])
+    fields = header.pack(len(sections))
+    if minor == 0:
+        head = _PREFIX.pack(MAGIC, 1, 0, len(fields)) + fields
+    else:
+        before = _PREFIX.pack(MAGIC, 1, minor, len(fields) + _V11.size) + fields + bytes([len(meta)])
+        head = before + _binding(before, body)
+    return head + struct.pack("<I", zlib.crc32(head)) + body
 
 
 def unpack(data: bytes) -> Container:
@@ -127,34 +174,46 @@ def unpack(data: bytes) -> Container:
     (crc,) = struct.unpack_from("<I", data, end)
     if crc != zlib.crc32(view[:end]):
         raise CorruptFileError("header checksum mismatch: the file is damaged")
-    header, n_sections = _parse_header(bytes(view[_PREFIX.size : end]))
-    pos = end + 4
-    sections = []
-    for i in range(n_sections):
+    header, n_sections, n_meta, binding_at = _parse_header(bytes(view[_PREFIX.size : end]), minor)
+    start = pos = end + 4
+    payloads = []
+    total = n_sections + n_meta
+    for i in range(total):
         if len(data) < pos + 8:
-            raise TruncatedFileError(f"file is truncated before section {i + 1} of {n_sections}")
+            raise TruncatedFileError(f"file is truncated before section {i + 1} of {total}")
         length, crc = struct.unpack_from("<II", data, pos)
         pos += 8
         if length > len(data) - pos:
             raise TruncatedFileError(
-                f"file is truncated: section {i + 1} of {n_sections} needs {length} bytes, {len(data) - pos} remain"
+                f"file is truncated: section {i + 1} of {total} needs {length} bytes, {len(data) - pos} remain"
             )
-        payload = bytes(view[pos : pos + length])
+        payload = Section(view[pos : pos + length])
+        payload.label = f"section {i + 1} of {total}"
         if zlib.crc32(payload) != crc:
-            raise CorruptFileError(f"section {i + 1} of {n_sections} checksum mismatch: the file is damaged")
-        sections.append(payload)
+            raise CorruptFileError(f"section {i + 1} of {total} checksum mismatch: the file is damaged")
+        payloads.append(payload)
         pos += length
     if pos != len(data):
         raise CorruptFileError(f"{len(data) - pos} unexpected bytes after the last section")
-    return Container(header, sections, (major, minor))
+    if binding_at is not None:
+        at = _PREFIX.size + binding_at
+        if _binding(view[:at], view[start:]) != bytes(view[at : at + 16]):
+            raise CorruptFileError(
+                "the file does not match its binding digest: it was altered after encoding (header fields "
+                "or sections changed and their checksums recomputed) or damaged"
+            )
+    metadata = _parse_metadata(payloads[n_sections:], minor)
+    return Container(header, payloads[:n_sections], (major, minor), metadata)
 
 
-def _parse_header(body: bytes) -> tuple[Header, int]:
-    """Fields of a 1.x header; bytes after the 1.0 fields (added by a newer minor) are skipped."""
+def _parse_header(body: bytes, minor: int) -> tuple[Header, int, int, int | None]:
+    """Fields of a 1.x header: the header, section count, metadata count and the binding digest's
+    offset in ``body`` (None in 1.0). Fields of a minor newer than 1.1 after the binding are skipped."""
     if not body:
         raise InvalidHeaderError("empty header")
     n = body[0]
-    if len(body) < 1 + n + _FIXED.size:
+    base = 1 + n + _FIXED.size
+    if len(body) < base:
         raise InvalidHeaderError("header is shorter than its fields")
     try:
         model_id = body[1 : 1 + n].decode("ascii")
@@ -165,4 +224,32 @@ def _parse_header(body: bytes) -> tuple[Header, int]:
     header.validate()
     if not (1 <= n_sections <= MAX_SECTIONS):
         raise InvalidHeaderError(f"section count {n_sections} outside 1..{MAX_SECTIONS}")
-    return header, n_sections
+    if minor == 0:
+        if len(body) != base:
+            raise InvalidHeaderError(f"a 1.0 header holds {base} bytes, this one {len(body)}")
+        return header, n_sections, 0, None
+    if len(body) < base + _V11.size or (minor == 1 and len(body) != base + _V11.size):
+        raise InvalidHeaderError(f"a 1.{minor} header cannot hold {len(body)} bytes")
+    n_meta = body[base]
+    if n_meta > len(METADATA_KINDS):
+        raise InvalidHeaderError(f"metadata section count {n_meta} exceeds {len(METADATA_KINDS)}")
+    return header, n_sections, n_meta, base + 1
+
+
+def _parse_metadata(payloads: list[bytes], minor: int) -> dict[str, bytes]:
+    """Metadata sections: kinds known and strictly ascending, layout version 1, 1..4 MiB of data.
+    A reader of 1.1 skips kinds and layouts it does not know only in files of a newer minor."""
+    out: dict[str, bytes] = {}
+    last = 0
+    for p in payloads:
+        if len(p) < 3 or len(p) > 2 + MAX_METADATA:
+            raise CorruptFileError(f"{p.label}: metadata section of impossible length {len(p)}")
+        kind, version = p[0], p[1]
+        if kind <= last:
+            raise CorruptFileError(f"{p.label}: metadata sections out of order or repeated")
+        last = kind
+        if kind in METADATA_KINDS and version == METADATA_VERSION:
+            out[METADATA_KINDS[kind]] = bytes(p[2:])
+        elif minor == 1:
+            raise CorruptFileError(f"{p.label}: unknown metadata kind {kind} or layout version {version}")
+    return out

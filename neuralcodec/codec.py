@@ -27,7 +27,7 @@ from .errors import (
 )
 from .io.images import LoadedImage, load_image
 from .models import DEFAULT_MODEL
-from .models.weights import LoadedModel, load_model
+from .models.weights import LoadedModel, load_model, load_model_for_digest
 
 DEFAULT_QUALITY = None  # None: the model's default quality from weights/manifest.json
 ImageSource = str | Path | Image.Image | LoadedImage
@@ -186,15 +186,12 @@ def _open(data: bytes, device: str) -> tuple[bitstream.Container, LoadedModel, i
     """Parse and validate a file against the installed weights; returns the padded size too."""
     container = bitstream.unpack(data)
     h = container.header
-    try:
-        loaded = load_model(h.model_id, device)
+    try:  # the installed version whose weights the file names (every shipped version stays installed)
+        loaded = load_model_for_digest(h.model_id, h.weights_digest, device)
+    except WeightsMismatchError:
+        raise
     except ModelError as exc:
         raise ModelError(f"this file needs model '{h.model_id}': {exc}") from None
-    if h.weights_digest != loaded.digest:
-        raise WeightsMismatchError(
-            f"file was encoded with weights {h.weights_digest.hex()[:12]} of '{h.model_id}', "
-            f"the installed weights are {loaded.digest.hex()[:12]}"
-        )
     k = loaded.model.downsampling
     ph, pw = h.height + h.pad_bottom, h.width + h.pad_right
     if ph % k or pw % k or h.pad_bottom >= k or h.pad_right >= k:

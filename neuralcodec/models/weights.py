@@ -2,7 +2,8 @@
 
 The SHA-256 of a weights file is its identity: the encoder writes it into every file and the
 decoder refuses a file whose digest differs from the installed weights of that model.
-Set ``NEURALCODEC_WEIGHTS`` to use another folder.
+The manifest is read by :mod:`.manifest` (torch-free); ``read_manifest`` and ``weights_dir`` are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -17,28 +18,15 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..errors import ModelError
+from ..errors import ModelError, WeightsMismatchError
 from .base import ImageCodec
+from .manifest import MANIFEST, add_version, find_version, parse_ref, read_manifest, versions, weights_dir
 from .registry import get_spec
 
-MANIFEST = "manifest.json"
 # compressai buffers whose size depends on the trained model (coding tables)
 _SIZED_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 # tensors that define the coding tables (computed after rounding) keep float32 in half exports
 _FULL_PRECISION = ("quantiles", "scale_table")
-
-
-def weights_dir() -> Path:
-    env = os.environ.get("NEURALCODEC_WEIGHTS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "weights"
-
-
-def read_manifest(folder: Path | None = None) -> dict:
-    path = (folder or weights_dir()) / MANIFEST
-    if not path.exists():
-        return {"models": {}}
-    with open(path) as f:
-        return json.load(f)
 
 
 def file_digest(path: Path) -> bytes:
@@ -47,18 +35,24 @@ def file_digest(path: Path) -> bytes:
 
 @dataclass
 class LoadedModel:
-    model_id: str
+    model_id: str  # the plain id written into files
     model: ImageCodec
     digest: bytes
     device: str
     quality_range: tuple[float, float]  # what the shipped weights are validated for (manifest)
     default_quality: float
+    version: int = 1
+
+    @property
+    def ref(self) -> str:
+        """``id@version``: names these exact weights."""
+        return f"{self.model_id}@{self.version}"
 
     def check_quality(self, quality: float) -> None:
         """Raise ValueError unless ``quality`` is in the range these weights are shipped for."""
         lo, hi = self.quality_range
         if not (lo <= quality <= hi):
-            raise ValueError(f"quality must be between {lo:g} and {hi:g} for '{self.model_id}', got {quality:g}")
+            raise ValueError(f"quality must be between {lo:g} and {hi:g} for '{self.ref}', got {quality:g}")
 
 
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -69,33 +63,62 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     model.load_state_dict(state)
 
 
-@lru_cache(maxsize=8)
-def load_model(model_id: str, device: str = "cpu") -> LoadedModel:
-    """The registered model with its shipped weights, ready to code (cached per device)."""
-    spec = get_spec(model_id)
-    folder = weights_dir()
-    entry = read_manifest(folder)["models"].get(model_id)
+def load_model(model: str, device: str = "cpu") -> LoadedModel:
+    """A registered model with shipped weights, ready to code (cached per device).
+
+    ``model`` is an id (its newest version) or ``id@N`` (version N)."""
+    try:
+        model_id, version = parse_ref(model)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
+    get_spec(model_id)  # unknown ids fail first, with the list of known ones
+    entry = find_version(model_id, version=version)
     if entry is None:
-        raise ModelError(
-            f"no weights are installed for '{model_id}' in {folder}; train them with scripts/train.py"
+        if version is None:
+            raise ModelError(
+                f"no weights are installed for '{model_id}' in {weights_dir()}; train them with scripts/train.py"
+            )
+        have = ", ".join(f"@{e['version']}" for e in versions(model_id))
+        raise ModelError(f"'{model_id}' has no version {version} installed (installed: {have or 'none'})")
+    return _load_version(model_id, entry["sha256"], device)
+
+
+def load_model_for_digest(model_id: str, digest: bytes, device: str = "cpu") -> LoadedModel:
+    """The installed version of ``model_id`` whose weights have SHA-256 ``digest`` (what a file
+    names); WeightsMismatchError if no installed version has it."""
+    get_spec(model_id)
+    if find_version(model_id, sha256=digest.hex()) is None:
+        have = ", ".join(f"@{e['version']} {e['sha256'][:12]}" for e in versions(model_id)) or "none"
+        raise WeightsMismatchError(
+            f"file was encoded with weights {digest.hex()[:12]} of '{model_id}', which are not installed "
+            f"(installed versions: {have}); install the weights version it names"
         )
+    return _load_version(model_id, digest.hex(), device)
+
+
+@lru_cache(maxsize=16)
+def _load_version(model_id: str, sha256: str, device: str) -> LoadedModel:
+    folder = weights_dir()
+    entry = find_version(model_id, sha256=sha256)
     path = folder / entry["file"]
     if not path.exists():
         raise ModelError(f"weights file {path} listed in the manifest is missing")
     digest = file_digest(path)
     if digest.hex() != entry["sha256"]:
         raise ModelError(f"weights file {path} does not match the digest in its manifest")
-    model = spec.build()
+    model = get_spec(model_id).build()
     load_state(model, load_file(str(path)))
     model.eval().to(device)
     model.prepare_for_coding()
     lo, hi = (float(v) for v in entry.get("quality_range", [1.0, float(model.levels)]))
     default = float(entry.get("default_quality", (lo + hi) / 2))
-    return LoadedModel(model_id, model, digest, device, (lo, hi), default)
+    return LoadedModel(model_id, model, digest, device, (lo, hi), default, entry["version"])
 
 
 def export_weights(model: ImageCodec, model_id: str, info: dict, folder: Path | None = None, half: bool = True) -> Path:
-    """Compute coding tables, write ``<id>.safetensors`` and its manifest entry; returns the path.
+    """Compute coding tables, write the weights file and install it as a new version of
+    ``model_id`` in the manifest (the first version is ``<id>.safetensors``, later ones
+    ``<id>@N.safetensors``; older versions stay installed so their files keep decoding).
 
     With ``half`` the float tensors are rounded to float16 first (half the file size) and the
     coding tables are computed from the rounded model, which is exactly what loading gives back.
@@ -109,21 +132,26 @@ def export_weights(model: ImageCodec, model_id: str, info: dict, folder: Path | 
                 if t.is_floating_point() and not name.endswith(_FULL_PRECISION):
                     t.copy_(t.half().float())
     model.export_tables()
-    path = folder / f"{model_id}.safetensors"
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() and not k.endswith(_FULL_PRECISION) else v
                  for k, v in state.items()}
-    tmp = path.with_suffix(".tmp")
+    tmp = folder / f"{model_id}.safetensors.tmp"
     save_file(state, str(tmp), metadata={"model_id": model_id})
-    os.replace(tmp, path)
+    digest = file_digest(tmp).hex()
     manifest = read_manifest(folder)
-    entry = manifest["models"].get(model_id, {})
-    entry.update(info)
-    entry.update({"file": path.name, "sha256": file_digest(path).hex(), "config": get_spec(model_id).config})
-    manifest["models"][model_id] = entry
+    newest = find_version(model_id, manifest=manifest)
+    if newest is not None and newest["sha256"] == digest:  # the same weights again: refresh their entry
+        tmp.unlink()
+        path = folder / newest["file"]
+    else:
+        n = 1 if newest is None else newest["version"] + 1
+        path = folder / (f"{model_id}.safetensors" if n == 1 else f"{model_id}@{n}.safetensors")
+        os.replace(tmp, path)
+    entry = {**info, "file": path.name, "sha256": digest, "config": get_spec(model_id).config}
+    add_version(manifest, model_id, entry)
     tmp = folder / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, folder / MANIFEST)
-    load_model.cache_clear()
+    _load_version.cache_clear()
     return path

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +22,17 @@ from .errors import (
     InvalidHeaderError,
     LatentMismatchError,
     ModelError,
+    PixelLimitError,
     ReconstructionMismatchWarning,
     WeightsMismatchError,
 )
-from .io.images import LoadedImage, load_image
+from .io.images import DEFAULT_METADATA, LoadedImage, load_image, metadata_kinds
 from .models import DEFAULT_MODEL
 from .models.weights import LoadedModel, load_model, load_model_for_digest
 
 DEFAULT_QUALITY = None  # None: the model's default quality from weights/manifest.json
+# Largest image decode() accepts unless told otherwise: 48 Mi pixels (docs/bitstream.md, "Pixel limit")
+DEFAULT_MAX_PIXELS = bitstream.DEFAULT_MAX_PIXELS
 ImageSource = str | Path | Image.Image | LoadedImage
 
 
@@ -50,6 +53,7 @@ class EncodedImage:
 class DecodedImage:
     header: bitstream.Header
     rgb: np.ndarray  # (H, W, 3) uint8; grey sources have three equal channels
+    metadata: dict[str, bytes] = field(default_factory=dict)  # "icc" / "exif" / "xmp" the file carries
 
     def to_pil(self) -> Image.Image:
         from .io.images import to_pil
@@ -78,23 +82,26 @@ def encode_images(
     device: str = "cpu",
     batch: int = 4,
     reconstruct: bool = False,
+    metadata: str | Iterable[str] = DEFAULT_METADATA,
 ) -> Iterator[EncodedImage]:
     """Encode images in input order; same-size images in a chunk of ``batch`` share one network call.
 
     ``reconstruct=True`` also runs the synthesis (as long again as the analysis) to return the
     decoder's exact output in ``.rgb`` and record its digest, so a decoder on another device can
-    tell if its pixels drift.
+    tell if its pixels drift. ``metadata`` names what the file keeps of the source's metadata:
+    ``"none"``, ``"all"`` or a comma list of ``icc``, ``exif``, ``xmp`` (default ``"icc"``).
     """
     loaded = load_model(model, device)
     q_milli = _quality_milli(loaded, quality)
+    keep = metadata_kinds(metadata)
     chunk: list[LoadedImage] = []
     for src in images:
         chunk.append(src if isinstance(src, LoadedImage) else load_image(src))
         if len(chunk) == batch:
-            yield from _encode_chunk(loaded, chunk, q_milli, reconstruct)
+            yield from _encode_chunk(loaded, chunk, q_milli, reconstruct, keep)
             chunk = []
     if chunk:
-        yield from _encode_chunk(loaded, chunk, q_milli, reconstruct)
+        yield from _encode_chunk(loaded, chunk, q_milli, reconstruct, keep)
 
 
 def encode_image(
@@ -103,9 +110,10 @@ def encode_image(
     quality: float | None = DEFAULT_QUALITY,
     device: str = "cpu",
     reconstruct: bool = False,
+    metadata: str | Iterable[str] = DEFAULT_METADATA,
 ) -> EncodedImage:
     """Encode one image (path, PIL image or LoadedImage); see :func:`encode_images`."""
-    return next(encode_images([image], model, quality, device, batch=1, reconstruct=reconstruct))
+    return next(encode_images([image], model, quality, device, batch=1, reconstruct=reconstruct, metadata=metadata))
 
 
 def encode_to_target(
@@ -115,6 +123,7 @@ def encode_to_target(
     psnr: float | None = None,
     device: str = "cpu",
     steps: int = 8,
+    metadata: str | Iterable[str] = DEFAULT_METADATA,
 ) -> EncodedImage:
     """Encode at the quality that meets a target: the highest quality whose file is at most ``bpp``
     bits per pixel, or the lowest whose PSNR-RGB is at least ``psnr`` dB (bisection over the
@@ -128,7 +137,7 @@ def encode_to_target(
     lo, hi = load_model(model, device).quality_range
 
     def meets(q: float) -> tuple[bool, EncodedImage]:
-        enc = encode_image(img, model, round(q, 3), device, reconstruct=True)
+        enc = encode_image(img, model, round(q, 3), device, reconstruct=True, metadata=metadata)
         ok = enc.bpp <= bpp if bpp is not None else measure_psnr(img.rgb, enc.rgb) >= psnr
         return ok, enc
 
@@ -152,7 +161,9 @@ def encode_to_target(
     return best
 
 
-def _encode_chunk(loaded: LoadedModel, images: list[LoadedImage], q_milli: int, reconstruct: bool) -> Iterator[EncodedImage]:
+def _encode_chunk(
+    loaded: LoadedModel, images: list[LoadedImage], q_milli: int, reconstruct: bool, keep: frozenset[str]
+) -> Iterator[EncodedImage]:
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, im in enumerate(images):
         by_size.setdefault(im.rgb.shape[:2], []).append(i)
@@ -172,7 +183,8 @@ def _encode_chunk(loaded: LoadedModel, images: list[LoadedImage], q_milli: int, 
                 coded.latent_digest, image_digest(rgb) if reconstruct else NO_DIGEST,
             )
             latent = coded.latent[0] if coded.latent is not None else None
-            results[i] = EncodedImage(bitstream.pack(header, coded.sections), header, rgb, latent)
+            meta = {k: v for k, v in im.metadata.items() if k in keep}
+            results[i] = EncodedImage(bitstream.pack(header, coded.sections, meta), header, rgb, latent)
     for i in range(len(images)):
         yield results[i]
 
@@ -182,9 +194,9 @@ def read_header(data: bytes) -> bitstream.Header:
     return bitstream.unpack(data).header
 
 
-def _open(data: bytes, device: str) -> tuple[bitstream.Container, LoadedModel, int, int]:
+def _open(data: bytes | bitstream.Container, device: str) -> tuple[bitstream.Container, LoadedModel, int, int]:
     """Parse and validate a file against the installed weights; returns the padded size too."""
-    container = bitstream.unpack(data)
+    container = data if isinstance(data, bitstream.Container) else bitstream.unpack(data)
     h = container.header
     try:  # the installed version whose weights the file names (every shipped version stays installed)
         loaded = load_model_for_digest(h.model_id, h.weights_digest, device)
@@ -197,41 +209,72 @@ def _open(data: bytes, device: str) -> tuple[bitstream.Container, LoadedModel, i
     if ph % k or pw % k or h.pad_bottom >= k or h.pad_right >= k:
         raise InvalidHeaderError(f"padding {h.pad_bottom}/{h.pad_right} does not fit model '{h.model_id}'")
     try:
-        loaded.model.check_quality(h.quality)
+        loaded.check_quality(h.quality)  # the range the weights are shipped for, not the model's levels
     except ValueError as exc:
-        raise InvalidHeaderError(str(exc)) from None
+        raise InvalidHeaderError(f"file claims {exc}") from None
     return container, loaded, ph, pw
 
 
-def _check_latents(digest: bytes, header: bitstream.Header) -> None:
-    if digest != header.latent_digest:
-        raise LatentMismatchError(
-            "decoded latents differ from the encoder's although all checksums pass: encoder/decoder "
-            "mismatch (different device, platform or library versions)"
+def _parse(data: bytes, max_pixels: int | None) -> bitstream.Container:
+    """Parse and validate the container, and refuse an image above ``max_pixels`` (before any
+    symbol is decoded or the model is loaded)."""
+    container = bitstream.unpack(data)
+    h = container.header
+    if max_pixels is not None and h.height * h.width > max_pixels:
+        raise PixelLimitError(
+            f"image is {h.width}x{h.height} = {h.height * h.width} pixels, above this decoder's limit of "
+            f"{max_pixels} (raise it with --max-pixels N, or max_pixels=N in the API; the format allows up "
+            f"to {bitstream.MAX_PIXELS})"
         )
+    return container
 
 
-def decode(data: bytes, device: str = "cpu") -> DecodedImage:
-    """Decode a .ncf file's bytes; raises a BitstreamError subclass on any mismatch or damage."""
-    container, loaded, ph, pw = _open(data, device)
+def _check_latents(digest: bytes, container: bitstream.Container) -> None:
+    if digest == container.header.latent_digest:
+        return
+    if container.version >= (1, 1):  # the binding digest matched: the bytes are as their writer left them
+        cause = ("the file is intact (its binding digest matches), so the encoder that wrote it computed "
+                 "other coding parameters than this decoder: a different build, platform or device")
+    else:
+        cause = ("the file is damaged in a way its checksums missed, or it was encoded by a different "
+                 "build, platform or device")
+    raise LatentMismatchError(f"decoded latents do not match the encoder's: {cause}")
+
+
+def _check_pixels(rgb: np.ndarray, container: bitstream.Container) -> None:
+    h = container.header
+    if h.image_digest == NO_DIGEST or image_digest(rgb) == h.image_digest:
+        return
+    field_trust = ("" if container.version >= (1, 1) else
+                   ", or the header's image-digest field was altered (format 1.0 cannot tell which)")
+    warnings.warn(
+        "decoded pixels are not bit-identical to the encoder's reconstruction although the latents match "
+        "exactly: the synthesis ran with other float round-off (device, thread count or library build)"
+        + field_trust,
+        ReconstructionMismatchWarning,
+        stacklevel=3,
+    )
+
+
+def decode(data: bytes, device: str = "cpu", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Decode a .ncf file's bytes to (H, W, 3) uint8; raises a BitstreamError subclass on any
+    mismatch or damage, PixelLimitError above ``max_pixels`` (None: only the format's limit).
+    The latents are checked against the file's digest before the synthesis runs."""
+    container, loaded, ph, pw = _open(_parse(data, max_pixels), device)
     h = container.header
     latent, digest = loaded.model.decode_latent(container.sections, ph, pw, h.quality, device)
-    _check_latents(digest, h)  # before the synthesis: damaged data costs no transform
+    _check_latents(digest, container)  # before the synthesis: damaged data costs no transform
     rgb = loaded.model.reconstruct(latent, h.quality, h.height, h.width)
-    if h.image_digest != NO_DIGEST and image_digest(rgb) != h.image_digest:
-        warnings.warn(
-            "decoded pixels differ slightly from the encoder's reconstruction (the latents match; the "
-            "synthesis transform ran on another device or library build)",
-            ReconstructionMismatchWarning,
-            stacklevel=2,
-        )
-    return DecodedImage(h, rgb)
+    _check_pixels(rgb, container)
+    return DecodedImage(h, rgb, dict(container.metadata))
 
 
-def decode_latent(data: bytes, device: str = "cpu") -> tuple[torch.Tensor, bitstream.Header]:
+def decode_latent(
+    data: bytes, device: str = "cpu", max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[torch.Tensor, bitstream.Header]:
     """Entropy-decode a file's latent (M, h, w) without running the synthesis transform; it covers
     the padded image (h = padded height / 16). Same validation and errors as :func:`decode`."""
-    container, loaded, ph, pw = _open(data, device)
+    container, loaded, ph, pw = _open(_parse(data, max_pixels), device)
     latent, digest = loaded.model.decode_latent(container.sections, ph, pw, container.header.quality, device)
-    _check_latents(digest, container.header)
+    _check_latents(digest, container)
     return latent[0], container.header

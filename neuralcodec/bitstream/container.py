@@ -33,6 +33,9 @@ MAGIC = b"\x89NCF"
 VERSION = (1, 1)  # what the writer produces; the reader takes every 1.x
 MAX_SIDE = 32768  # largest height or width accepted
 MAX_PIXELS = 1 << 26  # largest height * width accepted (8192 x 8192, 67 Mpixel)
+# Largest image a decoder decodes unless told otherwise (the spirit of Pillow's MAX_IMAGE_PIXELS):
+# 48 Mi pixels = every photo up to a 48-Mpixel phone's 8064 x 6048. Not a format rule.
+DEFAULT_MAX_PIXELS = 48 << 20
 MAX_SECTIONS = 64
 MAX_HEADER = 1024
 MAX_FRAMES = 1  # v1 files hold one image; video adds a frame index in a later version

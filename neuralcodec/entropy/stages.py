@@ -20,7 +20,7 @@ from . import coder
 
 # Latent magnitudes beyond this are clipped before rounding (documented in docs/bitstream.md);
 # the escape mechanism codes every int32 value that fits under it.
-LATENT_LIMIT = 2**30
+LATENT_LIMIT = coder.VALUE_LIMIT
 MEAN_STEPS = 256  # means are quantized to multiples of 1/MEAN_STEPS
 
 

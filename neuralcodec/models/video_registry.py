@@ -1,0 +1,45 @@
+"""Stable video model ids, the image model each codes frames with, and their configs (no torch).
+Ids are written into .ncv files: never rename one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ModelError
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    id: str
+    description: str
+    image_model: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def build(self):
+        """A fresh :class:`~neuralcodec.models.stem.TemporalEntropyModel` with this config."""
+        from .stem import TemporalEntropyModel
+
+        return TemporalEntropyModel(**self.config)
+
+
+VIDEO_REGISTRY: dict[str, VideoSpec] = {
+    s.id: s
+    for s in [
+        VideoSpec(
+            "stem-msh",
+            "Spatiotemporal entropy model (temporal prior on the previous decoded latent + hyperprior + "
+            "checkerboard, 2 latent passes per P-frame) on mean-scale-hyperprior's frozen transforms",
+            "mean-scale-hyperprior",
+            {"M": 128, "N": 96, "hidden": 96},
+        )
+    ]
+}
+DEFAULT_VIDEO_MODEL = "stem-msh"
+
+
+def get_video_spec(model_id: str) -> VideoSpec:
+    try:
+        return VIDEO_REGISTRY[model_id]
+    except KeyError:
+        raise ModelError(f"unknown video model '{model_id}' (known: {', '.join(sorted(VIDEO_REGISTRY))})") from None

@@ -1,0 +1,292 @@
+"""Train the temporal entropy model of a video model (rate only; the image model stays frozen).
+
+    nice -n 10 env OMP_NUM_THREADS=1 python scripts/train_video.py --out runs/video/stem-msh --steps 3000
+    python scripts/train_video.py --out runs/video/stem-msh --export     # weights/stem-msh.safetensors
+
+1. Latents are computed once (``<out>/../latents.safetensors``): the image model's analysis
+   ``g_a`` (no gain) of every frame, padded to multiples of 64 as the codec pads, for the real
+   clips in ``--data`` (Vimeo-90k septuplets, foreman frames 0-199, carphone 0-79, bikes, Cisco,
+   av-metrics; bigbuckbunny is left out, and foreman 200-299 / carphone 80-119 are held out for
+   evaluation) plus synthetic camera motion: random pan/zoom/rotation trajectories over
+   crops of ``--photos``.
+2. Training samples sequences of latent crops at a random quality; the first frame is the
+   reference as the image model quantizes it, each later frame is coded by the P-frame model
+   from the previous one's rounded latent. Frame pairs for the first ``--pair-frac`` of the
+   steps, then unrolled sequences of ``--seq-len`` frames; frame stride 1-3 (augmentation).
+   With probability ``--drop-ref`` the reference is zeroed, so the same network also measures
+   "no temporal prior" in the ablation (scripts/eval_video.py --ablation).
+3. Checkpoints every ``--checkpoint-every`` steps; rerunning the command resumes exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from neuralcodec.io.files import list_images  # noqa: E402
+from neuralcodec.io.video import open_video  # noqa: E402
+from neuralcodec.models.video_weights import export_video_weights, get_video_spec  # noqa: E402
+from neuralcodec.models.weights import load_model  # noqa: E402
+
+# (name, path relative to --data, first frame, end frame or None, open_video kwargs)
+TRAIN_CLIPS = [
+    ("foreman", "foreman_cif.mp4", 0, 200, {}),
+    ("carphone", "carphone_pristine.mp4", 0, 80, {}),
+    ("bikes", "bikes.mp4", 0, None, {}),
+    ("cisco", "CiscoVT2people_320x192_12fps.yuv", 0, None, {"size": (320, 192), "fps": 12}),
+    ("av-metrics", "av-metrics_yuv420p8_input.y4m", 0, None, {}),
+]
+HELDOUT_CLIPS = [
+    ("foreman-heldout", "foreman_cif.mp4", 200, 300, {}),
+    ("carphone-heldout", "carphone_pristine.mp4", 80, 120, {}),
+]
+
+
+def pad64(x: torch.Tensor) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    return F.pad(x, (0, -w % 64, 0, -h % 64), mode="replicate")
+
+
+@torch.no_grad()
+def analyse(frames: list[np.ndarray], g_a, batch: int = 8) -> torch.Tensor:
+    """Ungained latents (T, M, h, w) float16 of RGB frames, padded as the codec pads."""
+    out = []
+    for i in range(0, len(frames), batch):
+        x = torch.from_numpy(np.stack(frames[i : i + batch])).permute(0, 3, 1, 2).float().div(255)
+        out.append(g_a(pad64(x)).half())
+    return torch.cat(out)
+
+
+def read_clip(path: Path, start: int, end: int | None, kw: dict) -> list[np.ndarray]:
+    frames = []
+    with open_video(path, **kw) as r:
+        for i, f in enumerate(r):
+            if end is not None and i >= end:
+                break
+            if i >= start:
+                frames.append(f)
+    return frames
+
+
+def synthetic_clip(photo: Path, gen: torch.Generator, frames: int = 7, size: int = 256) -> list[np.ndarray]:
+    """A random camera trajectory (pan, zoom, rotation, constant rates) over one photo."""
+    from PIL import Image
+
+    img = torch.from_numpy(np.asarray(Image.open(photo).convert("RGB"))).permute(2, 0, 1).float()[None] / 255
+    H, W = img.shape[-2:]
+    u = lambda lo, hi: lo + (hi - lo) * torch.rand((), generator=gen).item()  # noqa: E731
+    scale = min(1.0, 0.8 * min(H, W) / size)  # crop side in units of the shorter image side
+    pan = (u(-6, 6) / W * 2, u(-6, 6) / H * 2)
+    zoom, rot = u(-0.015, 0.015), math.radians(u(-0.8, 0.8))
+    out = []
+    for t in range(frames):
+        s, a = (size / W) / scale * (1 + zoom) ** t, rot * t
+        sy = (size / H) / scale * (1 + zoom) ** t
+        theta = torch.tensor([[s * math.cos(a), -sy * math.sin(a), pan[0] * t],
+                              [s * math.sin(a), sy * math.cos(a), pan[1] * t]], dtype=torch.float32)[None]
+        grid = F.affine_grid(theta, (1, 3, size, size), align_corners=False)
+        x = F.grid_sample(img, grid, mode="bicubic", padding_mode="reflection", align_corners=False)
+        out.append((x[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
+    return out
+
+
+def build_latents(args, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    g_a = load_model(args.image_model).model.g_a
+    data = Path(args.data)
+    clips: dict[str, torch.Tensor] = {}
+    t0 = time.time()
+    for name, rel, start, end, kw in TRAIN_CLIPS + HELDOUT_CLIPS:
+        clips[name] = analyse(read_clip(data / rel, start, end, kw), g_a)
+    for seq in sorted((data / "vimeo_septuplet" / "sequences").glob("*/*")):
+        clips[f"vimeo-{seq.parent.name}-{seq.name}"] = analyse(read_clip(seq, 0, None, {}), g_a)
+    gen = torch.Generator().manual_seed(1234)
+    photos = list_images(args.photos)
+    for k in range(args.synthetic):
+        photo = photos[int(torch.randint(len(photos), (1,), generator=gen))]
+        clips[f"synthetic-{k:03d}"] = analyse(synthetic_clip(photo, gen), g_a)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in clips.items()}, str(tmp))
+    os.replace(tmp, path)
+    print(f"latents of {sum(len(v) for v in clips.values())} frames in {len(clips)} clips, {time.time() - t0:.0f} s")
+
+
+class Sampler:
+    """Random sequences of latent crops (B, L, M, c, c) from the training clips."""
+
+    def __init__(self, clips: dict[str, torch.Tensor], crop: int) -> None:
+        self.clips = [v for k, v in sorted(clips.items()) if "heldout" not in k and min(v.shape[-2:]) >= crop]
+        self.crop = crop
+
+    def __call__(self, batch: int, length: int, gen: torch.Generator) -> torch.Tensor:
+        out = []
+        while len(out) < batch:
+            clip = self.clips[int(torch.randint(len(self.clips), (1,), generator=gen))]
+            stride = int(torch.randint(1, 4, (1,), generator=gen))
+            span = (length - 1) * stride + 1
+            if clip.shape[0] < span:
+                continue
+            t0 = int(torch.randint(clip.shape[0] - span + 1, (1,), generator=gen))
+            i = int(torch.randint(clip.shape[-2] - self.crop + 1, (1,), generator=gen))
+            j = int(torch.randint(clip.shape[-1] - self.crop + 1, (1,), generator=gen))
+            out.append(clip[t0 : t0 + span : stride, :, i : i + self.crop, j : j + self.crop].float())
+        return torch.stack(out)
+
+
+@torch.no_grad()
+def intra_reference(image, y: torch.Tensor) -> torch.Tensor:
+    """What the image model's coding gives as ŷ for latents ``y`` (B, M, h, w)."""
+    eb = image.entropy_bottleneck
+    z = image.h_a(y)
+    med = eb._get_medians().reshape(1, -1, 1, 1)
+    z_hat = torch.round(z - med) + med
+    _, means = image._entropy_params(z_hat, image.h_s)
+    return torch.round(y - means) + means
+
+
+def sequence_bits(model, image, u: torch.Tensor, quality: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+    """Bits of frames 1..L-1 (B, L-1) of ungained latents ``u`` (B, L, M, h, w)."""
+    g, _ = image.gain(quality)
+    y = u * g[:, None]
+    y_prev = intra_reference(image, y[:, 0]) * (~drop)[:, None, None, None]
+    bits = []
+    for t in range(1, y.shape[1]):
+        out = model(y[:, t], y_prev)
+        b = sum((-torch.log2(out[k])).flatten(1).sum(1) for k in ("y_likelihoods", "z_likelihoods"))
+        bits.append(b)
+        y_prev = out["y_hat"].detach() * (~drop)[:, None, None, None]
+    return torch.stack(bits, 1)
+
+
+def train(args) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lat_path = Path(args.latents) if args.latents else out.parent / "latents.safetensors"
+    if not lat_path.exists():
+        build_latents(args, lat_path)
+    from safetensors.torch import load_file
+
+    sampler = Sampler(load_file(str(lat_path)), args.crop)
+    loaded = load_model(args.image_model)
+    image = loaded.model.eval().requires_grad_(False)
+    lo, hi = loaded.quality_range
+    torch.manual_seed(args.seed)
+    model = get_video_spec(args.model).build()
+    model.init_from_image(image)
+    aux = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+    main = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    opt = torch.optim.Adam(main, lr=args.lr)
+    aux_opt = torch.optim.Adam(aux, lr=1e-3)
+    gen = torch.Generator().manual_seed(args.seed)
+    step = 0
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        ck = torch.load(ckpt, weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        aux_opt.load_state_dict(ck["aux_opt"])
+        gen.set_state(ck["gen"])
+        if "rng" in ck:  # global RNG: the noise of the rate proxy
+            torch.set_rng_state(ck["rng"])
+        step = int(ck["step"])
+        print(f"resumed at step {step}")
+    pixels = (args.crop * 16) ** 2
+    log = open(out / "log.jsonl", "a")
+    t0, run = time.time(), []
+    model.train()
+    while step < args.steps:
+        for grp in opt.param_groups:
+            grp["lr"] = args.lr * (0.1 if step >= args.decay_at * args.steps else 1.0)
+        length = 2 if step < args.pair_frac * args.steps else args.seq_len
+        u = sampler(args.batch, length, gen)
+        quality = lo + (hi - lo) * torch.rand(args.batch, generator=gen)
+        drop = torch.rand(args.batch, generator=gen) < args.drop_ref
+        bpp = sequence_bits(model, image, u, quality, drop) / pixels
+        loss = bpp.mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(main, 1.0)
+        opt.step()
+        aux_loss = model.entropy_bottleneck.loss()
+        aux_opt.zero_grad()
+        aux_loss.backward()
+        aux_opt.step()
+        step += 1
+        keep = ~drop
+        run.append((float(loss), float(bpp.detach()[keep].mean()) if keep.any() else float("nan")))
+        if step % args.log_every == 0:
+            rec = {"step": step, "bpp": float(np.mean([r[0] for r in run])), "bpp_with_ref": float(np.nanmean([r[1] for r in run])),
+                   "len": length, "aux": float(aux_loss), "sec": round(time.time() - t0, 1)}
+            print(json.dumps(rec), flush=True)
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            run = []
+        if step % args.checkpoint_every == 0 or step == args.steps:
+            state = {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
+                     "gen": gen.get_state(), "rng": torch.get_rng_state(), "step": step}
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save(state, tmp)
+            os.replace(tmp, ckpt)
+    (out / "config.json").write_text(json.dumps(vars(args), indent=2))
+
+
+def export(args) -> None:
+    out = Path(args.out)
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    model = get_video_spec(args.model).build()
+    model.load_state_dict(ck["model"])
+    cfg = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else vars(args)
+    info = {"training": {
+        "steps": int(ck["step"]), "batch": cfg["batch"], "crop_latent": cfg["crop"], "seq_len": cfg["seq_len"],
+        "pair_frac": cfg["pair_frac"], "drop_ref": cfg["drop_ref"], "lr": cfg["lr"],
+        "data": "shared video clips (foreman 0-199, carphone 0-79, bikes, Cisco, av-metrics, Vimeo-90k sample) "
+                f"+ {cfg['synthetic']} synthetic camera-motion clips",
+        "command": f"python scripts/train_video.py --out {args.out} --steps {ck['step']}",
+    }}
+    path = export_video_weights(model, args.model, load_model(args.image_model), info)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="stem-msh")
+    p.add_argument("--image-model", default="mean-scale-hyperprior")
+    p.add_argument("--out", default="runs/video/stem-msh")
+    p.add_argument("--data", default="../shared/data/video")
+    p.add_argument("--photos", default="../shared/data/train")
+    p.add_argument("--latents", default="", help="latent cache (default <out>/../latents.safetensors)")
+    p.add_argument("--synthetic", type=int, default=64, help="synthetic camera-motion clips (7 frames each)")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop", type=int, default=12, help="latent crop side (pixels / 16)")
+    p.add_argument("--seq-len", type=int, default=4)
+    p.add_argument("--pair-frac", type=float, default=0.5)
+    p.add_argument("--drop-ref", type=float, default=0.1)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--decay-at", type=float, default=0.85)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--export", action="store_true", help="export the checkpoint's weights and stop")
+    args = p.parse_args()
+    if args.export:
+        export(args)
+    else:
+        train(args)
+
+
+if __name__ == "__main__":
+    main()

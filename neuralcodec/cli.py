@@ -96,6 +96,10 @@ def _many(inputs: list[str]) -> bool:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
+    from . import cli_video
+
+    if cli_video.wants_video_encode(args):
+        return cli_video.cmd_encode(args)
     from .codec import encode_images, encode_to_target
     from .io import load_image, write_atomic
     from .metrics import psnr
@@ -124,6 +128,10 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
+    from . import cli_video
+
+    if cli_video.wants_video_decode(args):
+        return cli_video.cmd_decode(args)
     from .codec import decode
     from .io import save_image
 
@@ -150,6 +158,10 @@ def _read(path: Path) -> bytes:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from . import cli_video
+
+    if cli_video.wants_video_decode(args):
+        return cli_video.cmd_info(args)
     from . import bitstream
 
     failed, records = 0, []
@@ -196,8 +208,10 @@ def cmd_models(args: argparse.Namespace) -> int:
                      "weights": entry.get("file"), "quality_range": entry.get("quality_range"),
                      "default_quality": entry.get("default_quality"),
                      "training": entry.get("training"), "kodak_rd": entry.get("kodak_rd", [])})
+    from .cli_video import model_rows, print_models
+
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(rows + model_rows(), indent=2))
         return EXIT_OK
     for r in rows:
         state = "no weights installed"
@@ -207,6 +221,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"{r['id']}: {r['description']} ({state})")
         for p in r["kodak_rd"]:
             print(f"    quality {p['quality']:<4} {p['bpp']:.3f} bpp  {p['psnr']:.2f} dB PSNR (Kodak mean)")
+    print_models(model_rows())
     return EXIT_OK
 
 
@@ -246,6 +261,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .cli_video import add_decode_arguments, add_encode_arguments
     from .codec import DEFAULT_QUALITY
     from .models import DEFAULT_MODEL
 
@@ -266,12 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--verify", action="store_true",
                    help="also reconstruct: print PSNR and record the image digest decoders check")
     e.set_defaults(func=cmd_encode)
+    add_encode_arguments(e)
 
     d = sub.add_parser("decode", help="decompress .ncf files to images")
     d.add_argument("inputs", nargs="+", help=".ncf files or directories")
     d.add_argument("-o", "--output", help="output file (one input, format from its extension) or directory")
     d.add_argument("--format", default="png", help="image format for outputs in a directory (default png)")
     d.set_defaults(func=cmd_decode)
+    add_decode_arguments(d)
     for s in (e, d):
         s.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
         s.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")

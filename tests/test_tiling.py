@@ -70,3 +70,19 @@ def test_decoder_reproduces_a_tiled_encoder_exactly(model, photo, monkeypatch):
     force_tiles(monkeypatch, m, 5)
     enc = encode_image(crop(photo, 320, 192), model_id, reconstruct=True)
     assert np.array_equal(decode(enc.data).rgb, enc.rgb)
+
+
+@torch.no_grad()
+def test_hyperprior_parameters_by_bands_equal_one_call(monkeypatch):
+    """The float64 parameter network over bands of z rows gives the same integers as one call."""
+    m = load_model("mean-scale-hyperprior").model
+    torch.manual_seed(0)
+    z_hat = torch.randn(1, m.entropy_bottleneck.channels, 13, 7).mul_(3).round_()
+    indexes, means_q = m._y_params(z_hat)
+    monkeypatch.setattr(m, "band", 3)
+    banded = m._y_params(z_hat)
+    assert torch.equal(banded[0], indexes) and torch.equal(banded[1], means_q)
+    y = torch.randn(indexes.shape) * 4
+    sym, y_hat = m._y_values(y, means_q)
+    assert torch.equal(sym, m._y_stage.quantize(y, means_q))
+    assert torch.equal(y_hat, m._y_stage.dequantize(sym, means_q))

@@ -47,7 +47,7 @@ class ImageCodec(nn.Module):
     downsampling: int = 64
     levels: int
     latent_stride: int = 16  # image pixels per latent position (the scale of g_a and g_s)
-    tile: int = 64
+    tile: int = 48
     tile_above: int = 96
     # compressai's conv(k=5, s=2, p=2) x 4: latent j sees pixels 16j - 30 .. 16j + 30 -> 2
     analysis_margin: int = 2

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from ..entropy import FactorizedStage, GaussianStage, default_scale_table
 from .base import Coded, ImageCodec
 from .gain import GainUnits
+from .tiling import window
 from .transforms import analysis, ste_round, synthesis
 
 
@@ -97,9 +98,46 @@ class Hyperprior(ImageCodec):
             self.entropy_bottleneck.update(force=True, update_quantiles=True)
         self.gaussian_conditional.update_scale_table(default_scale_table(), force=True)
 
+    band: int = 16  # z rows per band of the float64 parameter network on large latents
+
     def _y_params(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
-        scales, means = self._entropy_params(z_hat.double(), self._h_s64)
-        return self._y_stage.parameters(scales, means)
+        """Table indices (int32) and integer means (int64) of ``y`` (B, M, 4h, 4w) from ``z_hat``
+        (B, N, h, w). Tall latents run in bands of ``band`` z rows, each extended by 2 rows
+        (the hyper-synthesis reaches 1 + 1/2 + 1/4 z rows: deconv, deconv, conv3x3), so the
+        float64 network never holds the whole latent."""
+        zh = z_hat.shape[-2]
+        if zh <= 2 * self.band:
+            return self._y_stage.parameters(*self._entropy_params(z_hat.double(), self._h_s64))
+        B, _, _, zw = z_hat.shape
+        M = self.gain.log_gain.shape[1]
+        indexes = torch.empty((B, M, 4 * zh, 4 * zw), dtype=torch.int32, device=z_hat.device)
+        means_q = torch.empty(indexes.shape, dtype=torch.int64, device=z_hat.device)
+        for r0 in range(0, zh, self.band):
+            r1 = min(r0 + self.band, zh)
+            a, b = window((r0, r1), 2, zh)
+            idx, mq = self._y_stage.parameters(*self._entropy_params(z_hat[..., a:b, :].double(), self._h_s64))
+            indexes[..., 4 * r0 : 4 * r1, :] = idx[..., 4 * (r0 - a) : 4 * (r1 - a), :]
+            means_q[..., 4 * r0 : 4 * r1, :] = mq[..., 4 * (r0 - a) : 4 * (r1 - a), :]
+        return indexes, means_q
+
+    def _y_values(self, y: Tensor, means_q: Tensor) -> tuple[Tensor, Tensor]:
+        """Symbols (int32) and dequantized ``y_hat`` (float32) of ``y``, by bands of rows
+        (elementwise, so the same values as in one call, without float64 copies of the whole latent)."""
+        y_sym = torch.empty(y.shape, dtype=torch.int32, device=y.device)
+        y_hat = torch.empty(y.shape, dtype=torch.float32, device=y.device)
+        for r0 in range(0, y.shape[-2], 4 * self.band):
+            rows = slice(r0, r0 + 4 * self.band)
+            y_sym[..., rows, :] = self._y_stage.quantize(y[..., rows, :], means_q[..., rows, :])
+            y_hat[..., rows, :] = self._y_stage.dequantize(y_sym[..., rows, :], means_q[..., rows, :])
+        return y_sym, y_hat
+
+    def _dequantize(self, y_sym: Tensor, means_q: Tensor) -> Tensor:
+        """Dequantized ``y_hat`` (float32, NCHW-contiguous) from decoded symbols, by bands of rows."""
+        y_hat = torch.empty(y_sym.shape, dtype=torch.float32, device=y_sym.device)
+        for r0 in range(0, y_sym.shape[-2], 4 * self.band):
+            rows = slice(r0, r0 + 4 * self.band)
+            y_hat[..., rows, :] = self._y_stage.dequantize(y_sym[..., rows, :], means_q[..., rows, :])
+        return y_hat
 
     @torch.no_grad()
     def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:
@@ -111,8 +149,7 @@ class Hyperprior(ImageCodec):
         z_sym = self._z_stage.quantize(z)
         z_hat = self._z_stage.dequantize(z_sym)
         indexes, means_q = self._y_params(z_hat)
-        y_sym = self._y_stage.quantize(y, means_q)
-        y_hat = self._y_stage.dequantize(y_sym, means_q)
+        y_sym, y_hat = self._y_values(y, means_q)
         x_hat = self.synthesize(y_hat, quality) if reconstruct else None
         z_np, y_np, idx_np = (t.cpu().numpy() for t in (z_sym, y_sym, indexes))
         out = []
@@ -130,5 +167,5 @@ class Hyperprior(ImageCodec):
         z_hat = self._z_stage.dequantize(torch.from_numpy(z_sym).to(device)[None])
         indexes, means_q = self._y_params(z_hat)
         y_sym = self._y_stage.decode(sections[1], indexes[0].cpu().numpy())
-        y_hat = self._y_stage.dequantize(torch.from_numpy(y_sym).to(device)[None], means_q)
+        y_hat = self._dequantize(torch.from_numpy(y_sym).to(device)[None], means_q)
         return y_hat, self.latent_digest([z_sym, y_sym])

@@ -42,5 +42,5 @@ def deviation(reference: np.ndarray, decoded: np.ndarray) -> Deviation:
         raise ValueError(f"shapes differ: {reference.shape} vs {decoded.shape}")
     diff = decoded.astype(np.int16) - reference.astype(np.int16)
     mse = float(np.mean(diff.astype(np.float64) ** 2))
-    psnr = float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+    psnr = float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
     return Deviation(int(np.abs(diff).max(initial=0)), int(np.count_nonzero(diff)), psnr)

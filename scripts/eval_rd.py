@@ -22,6 +22,7 @@ from tqdm import tqdm
 from neuralcodec import evaluation as ev
 from neuralcodec._malloc import tune_malloc
 from neuralcodec.models import REGISTRY
+from neuralcodec.models.manifest import entry_of
 from neuralcodec.models.weights import load_model, read_manifest, weights_dir
 
 
@@ -41,7 +42,7 @@ def main() -> None:
 
     images = ev.load_folder(args.data, args.limit)
     manifest = read_manifest()
-    ids = args.models if args.models is not None else [m for m in REGISTRY if m in manifest["models"]]
+    ids = args.models if args.models is not None else [m for m in REGISTRY if m in manifest["models"]]  # id or id@N
     models = {m: args.qualities or ev.spread(load_model(m).quality_range, 6) for m in ids}
     bar = tqdm(total=sum(map(len, models.values())) + sum(len(ev.PILLOW[c][1]) for c in args.codecs), unit="point")
     results = ev.evaluate(images, models, args.codecs, args.device, progress=lambda s: (bar.set_description(s), bar.update()))
@@ -77,9 +78,9 @@ def main() -> None:
         folder = weights_dir()
         manifest = read_manifest(folder)
         r4 = lambda v: (None if math.isnan(v) else round(v, 4)) if isinstance(v, float) else v  # noqa: E731
-        for m in ids:
-            manifest["models"][m]["kodak_rd"] = [{k: r4(v) for k, v in pt.items()} for pt in results[m]]
-            manifest["models"][m]["kodak_bd_rate"] = {
+        for m in ids:  # m may name a version (id@N): its own entry is updated
+            entry_of(manifest, m)["kodak_rd"] = [{k: r4(v) for k, v in pt.items()} for pt in results[m]]
+            entry_of(manifest, m)["kodak_bd_rate"] = {
                 k: {d: round(v, 2) for d, v in s.items()} for k, s in summary[m].items()}
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         print(f"updated {folder / 'manifest.json'}")

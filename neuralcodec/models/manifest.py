@@ -86,3 +86,15 @@ def add_version(manifest: dict, model_id: str, entry: dict) -> dict:
     stored = {**entry, "version": current["version"] + 1, "previous": previous + [current]}
     manifest["models"][model_id] = stored
     return stored
+
+
+def entry_of(manifest: dict, ref: str) -> dict:
+    """The mutable manifest entry of ``id`` (newest) or ``id@N``; KeyError if not installed."""
+    model_id, version = parse_ref(ref)
+    entry = manifest["models"][model_id]
+    if version is None or version == entry.get("version", 1):
+        return entry
+    for e in entry.get("previous", []):
+        if e.get("version", 1) == version:
+            return e
+    raise KeyError(ref)

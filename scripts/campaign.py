@@ -1,0 +1,192 @@
+#!/usr/bin/env python
+"""The compression campaign: background training of one model that never stops for long.
+
+    python scripts/campaign.py start                # start or resume in the background (1 thread), returns at once
+    python scripts/campaign.py status               # step, speed, the last Kodak probes
+    python scripts/campaign.py stop
+    python scripts/campaign.py measure --limit 8    # checkpoint vs the newest shipped version on Kodak (BD-rate)
+    python scripts/campaign.py export --quality-range 0 4   # install the checkpoint as a new model version
+    python scripts/campaign.py measure --checkpoint runs/gpu/checkpoint.pt   # a GPU run's weights (scripts/train_gpu.sh)
+
+All take ``--model ID`` (default: the campaign model below). A run lives in ``runs/campaign/<id>/``
+and resumes from its checkpoint; on a machine without one it starts from the newest committed
+weights version of the model. ``measure`` installs the checkpoint as a candidate version in a
+scratch weights folder and runs ``scripts/eval_rd.py`` on both versions with the same images and
+qualities; ``export`` does the same install into ``weights/`` (a new ``<id>@N.safetensors``;
+old versions stay installed), after which ``scripts/make_golden.py`` writes its golden file and
+``scripts/eval_rd.py --models <id> --update-manifest`` records its Kodak RD.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = "elic-context-hyperprior"  # best shipped model: the one the campaign trains
+# Fixed per model so that a resumed run continues the same recipe (see docs/benchmarks.md).
+RECIPE = {"lr": 2e-4, "decay_at": 1.0, "steps": 1_000_000, "eval_every": 2000, "threads": 1}
+
+
+def run_dir(model: str) -> Path:
+    return ROOT / "runs" / "campaign" / model
+
+
+def _pid(model: str) -> int | None:
+    path = run_dir(model) / "pid"
+    if not path.exists():
+        return None
+    pid = int(path.read_text())
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return None
+    return pid
+
+
+def _train_args(model: str) -> list[str]:
+    """train.py flags: the run's own config when resuming, else the recipe from the newest weights."""
+    out = run_dir(model)
+    config = out / "config.json"
+    if (out / "checkpoint.pt").exists() and config.exists():
+        cfg = json.loads(config.read_text())
+        keys = ["model", "out", "init", "lr", "decay_at", "steps", "eval_every", "fresh_lr"]
+        args = [f"--{k}={cfg[k]}" for k in keys if cfg.get(k) not in (None, "", 0, 0.0)]
+        return args + [f"--threads={RECIPE['threads']}"]
+    from neuralcodec.models.manifest import find_version, weights_dir
+
+    newest = find_version(model)
+    if newest is None:
+        raise SystemExit(f"campaign: no committed weights for '{model}' to start from")
+    init = weights_dir() / newest["file"]
+    return [f"--model={model}", f"--out={out}", f"--init={init}"] + [f"--{k}={v}" for k, v in RECIPE.items()]
+
+
+def start(model: str) -> None:
+    if (pid := _pid(model)) is not None:
+        print(f"campaign for {model} is already running (pid {pid}); `status` shows its progress")
+        return
+    out = run_dir(model)
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), *_train_args(model)]
+    log = open(out / "train.out", "a")
+    env = {**os.environ, "OMP_NUM_THREADS": str(RECIPE["threads"])}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True)
+    (out / "pid").write_text(str(proc.pid))
+    print(f"campaign for {model} started (pid {proc.pid}): {' '.join(cmd[1:])}\nlog: {out / 'log.jsonl'}")
+
+
+def status(model: str) -> None:
+    out = run_dir(model)
+    log = out / "log.jsonl"
+    if not log.exists():
+        print(f"no campaign run for {model} in {out}")
+        return
+    recs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    steps = [r for r in recs if "loss" in r]
+    probes = [r for r in recs if "kodak" in r]
+    pid = _pid(model)
+    print(f"{model}: {'running, pid ' + str(pid) if pid else 'not running'}; step {steps[-1]['step'] if steps else 0}")
+    if len(steps) >= 2 and steps[-1]["sec"] > steps[-2]["sec"]:
+        rate = (steps[-1]["step"] - steps[-2]["step"]) / (steps[-1]["sec"] - steps[-2]["sec"])
+        print(f"  {rate:.2f} steps/s; last window: bpp {steps[-1]['bpp']:.3f}, PSNR {steps[-1]['psnr']:.2f} dB (training crops)")
+    for r in probes[-3:]:
+        pts = ", ".join(f"q{p['quality']:g} {p['bpp']:.3f} bpp {p['psnr']:.2f} dB" for p in r["kodak"])
+        print(f"  step {r['step']}: Kodak probe {pts}")
+
+
+def stop(model: str) -> None:
+    pid = _pid(model)
+    if pid is None:
+        print(f"campaign for {model} is not running")
+        return
+    os.killpg(pid, signal.SIGTERM)  # the last checkpoint (every 250 steps) is where it resumes
+    print(f"stopped {model} (pid {pid}); `start` resumes from {run_dir(model) / 'checkpoint.pt'}")
+
+
+def _checkpoint(model: str, path: str | None) -> Path:
+    return Path(path) if path else run_dir(model) / "checkpoint.pt"
+
+
+def _install(model: str, folder: Path, quality_range: list[float], checkpoint: Path) -> str:
+    """Install a checkpoint as a new version of ``model`` in ``folder``; returns its ref."""
+    sys.argv = ["export_weights.py", str(checkpoint), "--out", str(folder),
+                "--quality-range", *map(str, quality_range)]
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import export_weights
+
+    export_weights.main()
+    from neuralcodec.models.manifest import find_version, read_manifest
+
+    return f"{model}@{find_version(model, manifest=read_manifest(folder))['version']}"
+
+
+def measure(model: str, limit: int, qualities: list[float] | None, checkpoint: Path) -> None:
+    from neuralcodec.models.manifest import find_version, read_manifest, weights_dir
+
+    current = find_version(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        for f in weights_dir().iterdir():
+            (scratch / f.name).symlink_to(f) if f.suffix == ".safetensors" else shutil.copy(f, scratch / f.name)
+        os.environ["NEURALCODEC_WEIGHTS"] = str(scratch)
+        q = [float(v) for v in current.get("quality_range", [0, 2])]
+        grid = qualities or [round(q[0] + i * (q[1] - q[0]) / 5, 3) for i in range(6)]
+        candidate = _install(model, scratch, [min(grid + q), max(grid + q)], checkpoint)
+        base = f"{model}@{current['version']}"
+        if max(grid) > q[1] or min(grid) < q[0]:  # the shipped version is measured inside its range only
+            base_grid = [g for g in grid if q[0] <= g <= q[1]]
+            raise SystemExit(f"campaign: qualities outside {base}'s shipped range {q}; use {base_grid}")
+        out = run_dir(model) / "measure"
+        cmd = [sys.executable, str(ROOT / "scripts" / "eval_rd.py"), "--models", base, candidate, "--baseline", base,
+               "--limit", str(limit), "--qualities", *map(str, grid), "--codecs", "webp", "--out", str(out)]
+        print(" ".join(cmd[1:]))
+        subprocess.run(cmd, check=True, cwd=ROOT, env=os.environ)
+    bd = json.loads((out / "rd.json").read_text())["bd_rate"][candidate]
+    import torch
+
+    step = torch.load(checkpoint, weights_only=True, map_location="cpu")["step"]
+    print(f"\ncandidate {candidate} ({checkpoint}, step {step}): "
+          f"vs {base} PSNR {bd[f'vs_{base}']['psnr']:+.1f} %, vs WebP {bd['vs_webp']['psnr']:+.1f} %")
+
+
+def export(model: str, quality_range: list[float] | None, default_quality: float | None, checkpoint: Path) -> None:
+    sys_args = ["--quality-range", *map(str, quality_range)] if quality_range else []
+    if default_quality is not None:
+        sys_args += ["--default-quality", str(default_quality)]
+    sys.argv = ["export_weights.py", str(checkpoint), *sys_args]
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import export_weights
+
+    export_weights.main()
+    print("next: python scripts/make_golden.py && python scripts/eval_rd.py --models "
+          f"{model} --update-manifest, then commit weights/ and tests/golden/")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=["start", "status", "stop", "measure", "export"])
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--limit", type=int, default=8, help="measure: first N Kodak images")
+    p.add_argument("--qualities", type=float, nargs="+", help="measure: default 6 over the shipped range")
+    p.add_argument("--quality-range", type=float, nargs=2, help="export: qualities the new version is shipped for")
+    p.add_argument("--default-quality", type=float)
+    p.add_argument("--checkpoint", help="measure/export: another checkpoint (e.g. from scripts/train_gpu.sh)")
+    a = p.parse_args()
+    if a.action == "measure":
+        measure(a.model, a.limit, a.qualities, _checkpoint(a.model, a.checkpoint))
+    elif a.action == "export":
+        export(a.model, a.quality_range, a.default_quality, _checkpoint(a.model, a.checkpoint))
+    else:
+        {"start": start, "status": status, "stop": stop}[a.action](a.model)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+#!/usr/bin/env python
+"""Make the self-contained training pack for a lent GPU: random crops of the training photos as
+lossless WebP (exact pixels), in tar chunks small enough to travel one per device call.
+
+    python scripts/make_train_pack.py --out pack            # pack/pack-000.tar ... (<= 14 MiB each, <= 60 MiB in all)
+
+Each chunk unpacks into a flat folder of images that scripts/train.py reads like any photo
+folder (--data). See scripts/train_gpu.sh for the whole GPU workflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from neuralcodec.io.files import list_images
+
+MIB = 1 << 20
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="../shared/data/train")
+    p.add_argument("--out", default="pack")
+    p.add_argument("--crop", type=int, default=256, help="side of the stored crops (training crops are cut from them)")
+    p.add_argument("--per-image", type=int, default=1, help="crops per photo")
+    p.add_argument("--budget-mib", type=float, default=60.0)
+    p.add_argument("--chunk-mib", type=float, default=14.0)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    rng = np.random.default_rng(a.seed)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("pack-*.tar"):
+        old.unlink()
+    paths = list_images(a.data)
+    order = rng.permutation(len(paths))  # a budget cut keeps a random subset, not the first folders
+    chunk, tar, total, count = 0, None, 0, 0
+    for i in order:
+        with Image.open(paths[i]) as im:
+            im = im.convert("RGB")
+            c = a.crop
+            if min(im.size) < c:
+                s = c / min(im.size)
+                im = im.resize((max(c, round(im.width * s)), max(c, round(im.height * s))), Image.BICUBIC)
+            for k in range(a.per_image):
+                left, top = (int(rng.integers(0, d - c + 1)) for d in im.size)
+                buf = io.BytesIO()
+                im.crop((left, top, left + c, top + c)).save(buf, format="WEBP", lossless=True, quality=100, method=4)
+                data = buf.getvalue()
+                if total + len(data) > a.budget_mib * MIB:
+                    break
+                if tar is None or tar.fileobj.tell() + len(data) + 2048 > a.chunk_mib * MIB:
+                    if tar is not None:
+                        tar.close()
+                    tar = tarfile.open(out / f"pack-{chunk:03d}.tar", "w")
+                    chunk += 1
+                info = tarfile.TarInfo(f"{i:05d}_{k}.webp")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+                total, count = total + len(data), count + 1
+        if total + 200_000 > a.budget_mib * MIB:
+            break
+    if tar is not None:
+        tar.close()
+    print(f"{count} crops of {a.crop}x{a.crop} from {len(paths)} photos, {total / MIB:.1f} MiB in {chunk} chunks under {out}/")
+
+
+if __name__ == "__main__":
+    main()

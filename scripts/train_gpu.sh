@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Train on a lent GPU for a fixed wall time from the newest committed weights, and bring back the
+# weights as files of at most 15 MiB. Runs on the bare CUDA machine (its python3 has torch; the
+# other packages travel as wheels in .whl/). The training pack was unpacked there beforehand.
+#
+#   here:  python scripts/make_train_pack.py --out pack        # pack/pack-000.tar ... (<= 14 MiB each)
+#          (pack/ and .whl/ are git-ignored: they travel only when a call names them in carry)
+#          python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#              --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+#              compressai constriction pytorch-msssim PyWavelets safetensors
+#   device, one call per chunk (carry pack/pack-00N.tar):   mkdir -p /tmp/pack && tar -xf pack/pack-00N.tar -C /tmp/pack
+#   device, last call (carry .whl):   bash scripts/train_gpu.sh /tmp/pack 20 [MODEL]
+#   here:  cat <files_at>/weights.part-* > runs/gpu/checkpoint.pt
+#          python scripts/campaign.py measure --checkpoint runs/gpu/checkpoint.pt
+set -euo pipefail
+PACK=${1:?usage: train_gpu.sh PACK_DIR MINUTES [MODEL]}
+MINUTES=${2:?usage: train_gpu.sh PACK_DIR MINUTES [MODEL]}
+MODEL=${3:-elic-context-hyperprior}
+OUT=${OUT:-out/gpu}
+mkdir -p "$OUT"
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD
+fi
+INIT=$(python3 -c "from neuralcodec.models.manifest import find_version, weights_dir; print(weights_dir() / find_version('$MODEL')['file'])")
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+PYTHONUNBUFFERED=1 python3 scripts/train.py --model "$MODEL" --data "$PACK" --out /tmp/run --init "$INIT" \
+  --device cuda --precision bf16 --lr 2e-4 --decay_at 1.0 --steps 10000000 --minutes "$MINUTES" \
+  --batch 16 --crop 256 --checkpoint_every 2000 --log_every 100 2>&1 | tr '\r' '\n' | grep -v "it/s\]$" | tail -40
+# model weights, step and config only (the optimizer state would not fit the 64 MiB that comes back)
+python3 - <<PY
+import torch
+ck = torch.load("/tmp/run/checkpoint.pt", weights_only=True, map_location="cpu")
+torch.save({"model": ck["model"], "step": ck["step"], "config": ck["config"]}, "/tmp/run/weights.pt")
+print("steps:", ck["step"])
+PY
+split -b 15M -d /tmp/run/weights.pt "$OUT/weights.part-"
+cp /tmp/run/log.jsonl "$OUT/log.jsonl"
+ls -la "$OUT"

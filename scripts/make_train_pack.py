@@ -2,7 +2,10 @@
 """Make the self-contained training pack for a lent GPU: random crops of the training photos as
 lossless WebP (exact pixels), in tar chunks small enough to travel one per device call.
 
-    python scripts/make_train_pack.py --out pack            # pack/pack-000.tar ... (<= 14 MiB each, <= 60 MiB in all)
+    python scripts/make_train_pack.py --out pack            # pack/pack-000.tar ... (<= 60 MiB in all)
+
+A device call carries the whole working tree (tracked and untracked files) plus what it names, at
+most 64 MiB; the chunk size defaults to what is left of that beside the tree, less 2 MiB.
 
 Each chunk unpacks into a flat folder of images that scripts/train.py reads like any photo
 folder (--data). See scripts/train_gpu.sh for the whole GPU workflow.
@@ -23,6 +26,16 @@ from neuralcodec.io.files import list_images
 MIB = 1 << 20
 
 
+def tree_mib() -> float:
+    """Size of what a device call sends besides its carried paths: tracked and untracked-not-ignored files."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, capture_output=True,
+                           check=True).stdout.split(b"\0")
+    return sum((root / n.decode()).stat().st_size for n in names if n and (root / n.decode()).is_file()) / MIB
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="../shared/data/train")
@@ -30,9 +43,13 @@ def main() -> None:
     p.add_argument("--crop", type=int, default=256, help="side of the stored crops (training crops are cut from them)")
     p.add_argument("--per-image", type=int, default=1, help="crops per photo")
     p.add_argument("--budget-mib", type=float, default=60.0)
-    p.add_argument("--chunk-mib", type=float, default=14.0)
+    p.add_argument("--chunk-mib", type=float, default=0.0, help="0: what a device call has room for (see above)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
+    if not a.chunk_mib:
+        a.chunk_mib = min(14.0, 62.0 - tree_mib())
+        if a.chunk_mib < 1:
+            raise SystemExit(f"make_train_pack: the working tree ({tree_mib():.0f} MiB) leaves no room in a 64 MiB device call")
     rng = np.random.default_rng(a.seed)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -3,11 +3,11 @@
 # weights as files of at most 15 MiB. Runs on the bare CUDA machine (its python3 has torch; the
 # other packages travel as wheels in .whl/). The training pack was unpacked there beforehand.
 #
-#   here:  python scripts/make_train_pack.py --out pack        # pack/pack-000.tar ... (<= 14 MiB each)
+#   here:  python scripts/make_train_pack.py --out pack        # pack/pack-000.tar ... (chunks sized to fit a device call)
 #          (pack/ and .whl/ are git-ignored: they travel only when a call names them in carry)
 #          python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#              --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
-#              compressai constriction pytorch-msssim PyWavelets safetensors
+#              --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl \
+#              compressai constriction pytorch-msssim PyWavelets     # 5.1 MB
 #   device, one call per chunk (carry pack/pack-00N.tar):   mkdir -p /tmp/pack && tar -xf pack/pack-00N.tar -C /tmp/pack
 #   device, last call (carry .whl):   bash scripts/train_gpu.sh /tmp/pack 20 [MODEL]
 #   here:  cat <files_at>/weights.part-* > runs/gpu/checkpoint.pt

@@ -17,20 +17,22 @@ PACK=${1:?usage: train_gpu.sh PACK_DIR MINUTES [MODEL]}
 MINUTES=${2:?usage: train_gpu.sh PACK_DIR MINUTES [MODEL]}
 MODEL=${3:-elic-context-hyperprior}
 OUT=${OUT:-out/gpu}
+DEVICE=${DEVICE:-cuda}  # dry run here: DEVICE=cpu WHEELS=none PYTHON=.venv/bin/python
 mkdir -p "$OUT"
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+WHEELS=${WHEELS:-.whl}  # WHEELS=none for a dry run here (the wheels are for the device's Python 3.12)
+if [ -d "$WHEELS" ]; then
+  "${PYTHON:-python3}" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl
   export PYTHONPATH=/tmp/site:$PWD
 else
   export PYTHONPATH=$PWD
 fi
-INIT=$(python3 -c "from neuralcodec.models.manifest import find_version, weights_dir; print(weights_dir() / find_version('$MODEL')['file'])")
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-PYTHONUNBUFFERED=1 python3 scripts/train.py --model "$MODEL" --data "$PACK" --out /tmp/run --init "$INIT" \
-  --device cuda --precision bf16 --lr 2e-4 --decay_at 1.0 --steps 10000000 --minutes "$MINUTES" \
-  --batch 16 --crop 256 --checkpoint_every 2000 --log_every 100 2>&1 | tr '\r' '\n' | grep -v "it/s\]$" | tail -40
+INIT=$("${PYTHON:-python3}" -c "from neuralcodec.models.manifest import find_version, weights_dir; print(weights_dir() / find_version('$MODEL')['file'])")
+[ "$DEVICE" = cpu ] || nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+PYTHONUNBUFFERED=1 TQDM_MININTERVAL=60 "${PYTHON:-python3}" scripts/train.py --model "$MODEL" --data "$PACK" --out /tmp/run --init "$INIT" \
+  --device "$DEVICE" --precision bf16 --lr 2e-4 --decay_at 1.0 --steps 10000000 --minutes "$MINUTES" \
+  --batch 16 --crop 256 --checkpoint_every 2000 --log_every 100
 # model weights, step and config only (the optimizer state would not fit the 64 MiB that comes back)
-python3 - <<PY
+"${PYTHON:-python3}" - <<PY
 import torch
 ck = torch.load("/tmp/run/checkpoint.pt", weights_only=True, map_location="cpu")
 torch.save({"model": ck["model"], "step": ck["step"], "config": ck["config"]}, "/tmp/run/weights.pt")

@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 warnings.simplefilter("ignore")
 import neuralcodec as nc
+assert nc.__file__.startswith(os.getcwd()), nc.__file__  # the checkout asked for, not the installed one
 from neuralcodec import bitstream
 from neuralcodec.models.weights import load_model
 
@@ -69,7 +70,7 @@ def run_case(root: Path, model: str, case: str, timeout: float) -> dict:
     t0 = time.perf_counter()
     try:
         res = subprocess.run([sys.executable, "-c", CHILD, model, case], capture_output=True, text=True,
-                             env=env, timeout=timeout)
+                             env=env, timeout=timeout, cwd=root)  # cwd first on sys.path: root's package
     except subprocess.TimeoutExpired:
         return {"bytes": "-", "seconds": time.perf_counter() - t0, "outcome": f"timeout > {timeout:g} s", "rss_mb": float("nan"),
                 "growth_mb": float("nan")}

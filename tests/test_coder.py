@@ -155,3 +155,16 @@ def test_error_names_the_section(tables):
 
     with pytest.raises(CorruptFileError, match="section 2 of 3"):
         decode(Labelled(struct.pack("<I", 0)), np.full(100000, 63), tables)
+
+
+def test_per_channel_rows_decode_without_reading_them(tables):
+    """Rows broadcast per channel (the factorized stages) are runs already, in any layout."""
+    rng = np.random.default_rng(10)
+    rows = np.broadcast_to(np.array([3, 17, 40])[:, None, None], (3, 20, 30))
+    values = np.round(rng.normal(0, 4, rows.shape)).astype(np.int32)
+    payload = encode(values, rows, tables)
+    assert payload == encode(values, np.ascontiguousarray(rows), tables)
+    assert np.array_equal(decode(payload, rows, tables), values)
+    unsorted = np.broadcast_to(np.array([40, 3])[:, None, None], (2, 5, 5))
+    v = values[:2, :5, :5]
+    assert np.array_equal(decode(encode(v, unsorted, tables), unsorted, tables), v)

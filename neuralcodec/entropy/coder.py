@@ -68,7 +68,7 @@ class CdfTables:
 
     def ideal_bits(self, values: np.ndarray, rows: np.ndarray) -> float:
         """Information content of ``values`` under the integer tables (what a perfect coder spends)."""
-        key, groups = _groups(rows.ravel())
+        key, groups = _groups(rows)
         if not groups:
             return 0.0
         values = _sorted(values.ravel(), _order(key, groups))
@@ -94,8 +94,17 @@ def _symbol_indices(values: np.ndarray, offsets: np.ndarray, escape: np.ndarray)
     return idx, esc
 
 
-def _groups(rows: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
-    """``rows`` as a small unsigned key, and the (row, start, end) runs of the stably sorted order."""
+def _groups(rows: np.ndarray) -> tuple[np.ndarray | None, list[tuple[int, int, int]]]:
+    """``rows`` as a small unsigned key, and the (row, start, end) runs of the stably sorted order.
+
+    Rows broadcast along all but the first axis with strictly increasing rows there (one table per
+    channel, as the factorized stages pass them) are runs already: no key (None), nothing read.
+    """
+    if rows.ndim >= 2 and rows.size and not any(rows.strides[1:]):
+        lead = rows[(slice(None),) + (0,) * (rows.ndim - 1)]
+        if bool(np.all(lead[1:] > lead[:-1])):
+            per = rows.size // len(lead)
+            return None, [(int(r), i * per, (i + 1) * per) for i, r in enumerate(lead)]
     n_rows = int(rows.max()) + 1 if rows.size else 0
     key = rows.astype(np.uint8 if n_rows <= 256 else np.uint16 if n_rows <= 65536 else np.int64).ravel()
     counts = np.bincount(key, minlength=n_rows)
@@ -103,13 +112,13 @@ def _groups(rows: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
     return key, [(int(r), int(ends[r] - counts[r]), int(ends[r])) for r in np.flatnonzero(counts)]
 
 
-def _order(key: np.ndarray, groups: list[tuple[int, int, int]]) -> np.ndarray | None:
+def _order(key: np.ndarray | None, groups: list[tuple[int, int, int]]) -> np.ndarray | None:
     """Stable order that sorts ``key``, or None if it is sorted already (one table per channel).
 
     The key is uint8/uint16, for which numpy's stable sort is a linear-time radix sort (10x faster
     than sorting int64 here).
     """
-    if len(groups) <= 1 or bool(np.all(key[1:] >= key[:-1])):
+    if key is None or len(groups) <= 1 or bool(np.all(key[1:] >= key[:-1])):
         return None
     return np.argsort(key, kind="stable")
 
@@ -131,7 +140,7 @@ def _per_run(table: np.ndarray, groups: list[tuple[int, int, int]]) -> np.ndarra
 def encode(values: np.ndarray, rows: np.ndarray, tables: CdfTables) -> bytes:
     """Code integer ``values`` (any shape, ``|value| <= VALUE_LIMIT``), each with the table row of
     the same position in ``rows``."""
-    values, rows = values.ravel(), rows.ravel()
+    values = values.ravel()
     if values.size and int(np.abs(values.astype(np.int64)).max()) > VALUE_LIMIT:
         raise ValueError(f"values beyond +-2^30 cannot be coded (clip latents to {VALUE_LIMIT})")
     key, groups = _groups(rows)

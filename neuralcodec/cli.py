@@ -106,6 +106,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from .io.files import IMAGE_SUFFIXES
 
     _check_device(args.device)
+    _check_metadata(args.metadata)
     pairs = _expand(args.inputs, IMAGE_SUFFIXES)
     if not pairs:
         raise InputError("no input images found")
@@ -117,14 +118,25 @@ def cmd_encode(args: argparse.Namespace) -> int:
     def job(src: Path, dst: Path) -> str:
         img = load_image(src)
         if targeted:
-            enc = encode_to_target(img, args.model, bpp=args.bpp, psnr=args.psnr, device=args.device)
+            enc = encode_to_target(img, args.model, bpp=args.bpp, psnr=args.psnr, device=args.device,
+                                   metadata=args.metadata)
         else:
-            enc = next(encode_images([img], args.model, args.quality, args.device, batch=1, reconstruct=args.verify))
+            enc = next(encode_images([img], args.model, args.quality, args.device, batch=1, reconstruct=args.verify,
+                                     metadata=args.metadata))
         write_atomic(dst, enc.data)
         extra = f", {psnr(img.rgb, enc.rgb):.2f} dB PSNR" if enc.rgb is not None else ""
         return f"{src} -> {dst}: quality {enc.header.quality:g}, {len(enc.data)} bytes, {enc.bpp:.4f} bpp{extra}"
 
     return _run(_plan(pairs, args.output, NCF_SUFFIX, _many(args.inputs)), args, "encoding", job)
+
+
+def _check_metadata(spec: str) -> None:
+    from .io.images import metadata_kinds
+
+    try:
+        metadata_kinds(spec)
+    except InputError as exc:
+        raise InputError(f"--metadata: {exc}") from None
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -140,9 +152,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
     if not pairs:
         raise InputError("no .ncf files found")
 
+    if args.max_pixels < 0:
+        raise InputError(f"--max-pixels must be 0 (no limit but the format's) or positive, got {args.max_pixels}")
+
     def job(src: Path, dst: Path) -> str:
-        dec = decode(_read(src), args.device)
-        save_image(dec.rgb, dst, dec.header.channels)
+        dec = decode(_read(src), args.device, max_pixels=args.max_pixels or None)
+        save_image(dec.rgb, dst, dec.header.channels, dec.metadata)
         return f"{src} -> {dst}: {dec.header.width}x{dec.header.height}"
 
     return _run(_plan(pairs, args.output, "." + args.format, _many(args.inputs)), args, "decoding", job)
@@ -181,6 +196,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             "pad_bottom": h.pad_bottom, "pad_right": h.pad_right, "frames": h.frames,
             "bpp": len(data) * 8 / (h.width * h.height), "latent_digest": h.latent_digest.hex(),
             "sections": [len(s) for s in c.sections],
+            "metadata": {k: len(v) for k, v in c.metadata.items()},
         }
         records.append(rec)
     if args.json:
@@ -193,6 +209,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                 print(f"  {k:<10} {v:.4f}" if isinstance(v, float) and k == "bpp" else f"  {k:<10} {v}")
             print(f"  {'weights':<10} {r['weights_sha256'][:16]}")
             print(f"  {'sections':<10} {', '.join(map(str, r['sections']))} bytes")
+            if r["metadata"]:
+                print(f"  {'metadata':<10} {', '.join(f'{k} {n} bytes' for k, n in r['metadata'].items())}")
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -261,6 +279,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .bitstream import DEFAULT_MAX_PIXELS, MAX_PIXELS
     from .cli_video import add_decode_arguments, add_encode_arguments
     from .codec import DEFAULT_QUALITY
     from .models import DEFAULT_MODEL
@@ -281,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--psnr", type=float, help="pick per image the lowest quality reaching this PSNR-RGB (dB)")
     e.add_argument("--verify", action="store_true",
                    help="also reconstruct: print PSNR and record the image digest decoders check")
+    e.add_argument("--metadata", default="icc", metavar="LIST",
+                   help="source metadata the file keeps, written back on decode: none, all, or a comma list "
+                        "of icc, exif, xmp (default icc; EXIF orientation is always applied to the pixels)")
     e.set_defaults(func=cmd_encode)
     add_encode_arguments(e)
 
@@ -288,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("inputs", nargs="+", help=".ncf files or directories")
     d.add_argument("-o", "--output", help="output file (one input, format from its extension) or directory")
     d.add_argument("--format", default="png", help="image format for outputs in a directory (default png)")
+    d.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help=f"refuse files of more than N pixels before decoding (default {DEFAULT_MAX_PIXELS}, "
+                        f"48 Mi; 0: the format's limit, {MAX_PIXELS})")
     d.set_defaults(func=cmd_decode)
     add_decode_arguments(d)
     for s in (e, d):

@@ -208,10 +208,10 @@ def _open(data: bytes | bitstream.Container, device: str) -> tuple[bitstream.Con
     ph, pw = h.height + h.pad_bottom, h.width + h.pad_right
     if ph % k or pw % k or h.pad_bottom >= k or h.pad_right >= k:
         raise InvalidHeaderError(f"padding {h.pad_bottom}/{h.pad_right} does not fit model '{h.model_id}'")
-    try:
-        loaded.check_quality(h.quality)  # the range the weights are shipped for, not the model's levels
-    except ValueError as exc:
-        raise InvalidHeaderError(f"file claims {exc}") from None
+    lo, hi = loaded.quality_range  # the range the weights are shipped for, not the model's levels
+    if not (lo <= h.quality <= hi):
+        raise InvalidHeaderError(f"file's quality {h.quality:g} is outside {lo:g}..{hi:g}, the range the "
+                                 f"installed weights of '{h.model_id}' are shipped for")
     return container, loaded, ph, pw
 
 

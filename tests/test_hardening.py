@@ -115,7 +115,7 @@ def test_quality_outside_the_shipped_range_is_refused(small):
     lo, hi = LOADED.quality_range
     assert hi < 6.0 <= LOADED.model.levels  # the model's level count alone would let 6.0 through
     for minor in (0, 1):
-        with pytest.raises(InvalidHeaderError, match=f"between {lo:g} and {hi:g}"):
+        with pytest.raises(InvalidHeaderError, match=f"quality 6 is outside {lo:g}..{hi:g}"):
             nc.decode(rewrite(small, minor, quality_milli=6000))
 
 

@@ -13,6 +13,8 @@ from neuralcodec.errors import InputError
 from neuralcodec.io import save_image
 from neuralcodec.io.images import ColorPolicyWarning, MetadataWarning, load_image, metadata_kinds
 
+from .conftest import run_cli
+
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 LAB = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
 XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
@@ -102,3 +104,20 @@ def test_metadata_option_spelling():
     assert metadata_kinds("icc, XMP") == {"icc", "xmp"}
     with pytest.raises(InputError, match="gps"):
         metadata_kinds("icc,gps")
+
+
+def test_cli_writes_kept_metadata_back(tmp_path):
+    phone_jpeg(tmp_path / "p.jpg")
+    ncf, out = tmp_path / "p.ncf", tmp_path / "out.jpg"
+    res = run_cli("encode", str(tmp_path / "p.jpg"), "-o", str(ncf), "--metadata", "exif,icc", "-q")
+    assert res.returncode == 0, res.stderr
+    assert run_cli("decode", str(ncf), "-o", str(out), "-q").returncode == 0
+    with Image.open(out) as im:
+        assert im.size == (32, 48) and im.info["icc_profile"] == SRGB and im.getexif()[0x010F] == "PhoneMaker"
+        assert "xmp" not in im.info
+
+
+def test_cli_refuses_unknown_metadata(tmp_path):
+    phone_jpeg(tmp_path / "p.jpg")
+    res = run_cli("encode", str(tmp_path / "p.jpg"), "--metadata", "gps")
+    assert res.returncode != 0 and res.stderr.count("\n") == 1 and "gps" in res.stderr

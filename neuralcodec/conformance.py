@@ -21,7 +21,7 @@ class Tolerance:
 
 
 # Measured worst case across oneDNN ISA levels (SSE4.1 .. AVX-512), mkldnn off, 1-2 threads and
-# tiling: 1 level in a handful of samples (scripts/cross_device.py, docs/benchmarks.md); the
+# tiling: 1 level in about 2 of 100,000 samples (scripts/cross_device.py, docs/benchmarks.md); the
 # bound leaves a 2x margin on the peak. A uniform 1-level error everywhere would be 48.1 dB.
 TOLERANCE = Tolerance(max_abs=2, min_psnr=50.0)
 

@@ -27,7 +27,7 @@ from .errors import (
     WeightsMismatchError,
 )
 from .io.images import DEFAULT_METADATA, LoadedImage, load_image, metadata_kinds
-from .models import DEFAULT_MODEL
+from .models import DEFAULT_MODEL, refine
 from .models.weights import LoadedModel, load_model, load_model_for_digest
 
 DEFAULT_QUALITY = None  # None: the model's default quality from weights/manifest.json
@@ -83,6 +83,7 @@ def encode_images(
     batch: int = 4,
     reconstruct: bool = False,
     metadata: str | Iterable[str] = DEFAULT_METADATA,
+    effort: int = 0,
 ) -> Iterator[EncodedImage]:
     """Encode images in input order; same-size images in a chunk of ``batch`` share one network call.
 
@@ -90,7 +91,10 @@ def encode_images(
     decoder's exact output in ``.rgb`` and record its digest, so a decoder on another device can
     tell if its pixels drift. ``metadata`` names what the file keeps of the source's metadata:
     ``"none"``, ``"all"`` or a comma list of ``icc``, ``exif``, ``xmp`` (default ``"icc"``).
+    ``effort`` 1..6 refines each image's latents by gradient steps before coding (smaller files at
+    the same quality, slower: :mod:`neuralcodec.models.refine`); 0 is the one-pass encoder.
     """
+    refine.schedule(effort)  # a bad effort fails before any work
     loaded = load_model(model, device)
     q_milli = _quality_milli(loaded, quality)
     keep = metadata_kinds(metadata)
@@ -98,10 +102,10 @@ def encode_images(
     for src in images:
         chunk.append(src if isinstance(src, LoadedImage) else load_image(src))
         if len(chunk) == batch:
-            yield from _encode_chunk(loaded, chunk, q_milli, reconstruct, keep)
+            yield from _encode_chunk(loaded, chunk, q_milli, reconstruct, keep, effort)
             chunk = []
     if chunk:
-        yield from _encode_chunk(loaded, chunk, q_milli, reconstruct, keep)
+        yield from _encode_chunk(loaded, chunk, q_milli, reconstruct, keep, effort)
 
 
 def encode_image(
@@ -111,9 +115,11 @@ def encode_image(
     device: str = "cpu",
     reconstruct: bool = False,
     metadata: str | Iterable[str] = DEFAULT_METADATA,
+    effort: int = 0,
 ) -> EncodedImage:
     """Encode one image (path, PIL image or LoadedImage); see :func:`encode_images`."""
-    return next(encode_images([image], model, quality, device, batch=1, reconstruct=reconstruct, metadata=metadata))
+    return next(encode_images([image], model, quality, device, batch=1, reconstruct=reconstruct, metadata=metadata,
+                              effort=effort))
 
 
 def encode_to_target(
@@ -124,6 +130,7 @@ def encode_to_target(
     device: str = "cpu",
     steps: int = 8,
     metadata: str | Iterable[str] = DEFAULT_METADATA,
+    effort: int = 0,
 ) -> EncodedImage:
     """Encode at the quality that meets a target: the highest quality whose file is at most ``bpp``
     bits per pixel, or the lowest whose PSNR-RGB is at least ``psnr`` dB (bisection over the
@@ -137,7 +144,7 @@ def encode_to_target(
     lo, hi = load_model(model, device).quality_range
 
     def meets(q: float) -> tuple[bool, EncodedImage]:
-        enc = encode_image(img, model, round(q, 3), device, reconstruct=True, metadata=metadata)
+        enc = encode_image(img, model, round(q, 3), device, reconstruct=True, metadata=metadata, effort=effort)
         ok = enc.bpp <= bpp if bpp is not None else measure_psnr(img.rgb, enc.rgb) >= psnr
         return ok, enc
 
@@ -162,7 +169,8 @@ def encode_to_target(
 
 
 def _encode_chunk(
-    loaded: LoadedModel, images: list[LoadedImage], q_milli: int, reconstruct: bool, keep: frozenset[str]
+    loaded: LoadedModel, images: list[LoadedImage], q_milli: int, reconstruct: bool, keep: frozenset[str],
+    effort: int = 0,
 ) -> Iterator[EncodedImage]:
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, im in enumerate(images):
@@ -174,7 +182,9 @@ def _encode_chunk(
         # uint8 (edge padding = replicate): the model converts to float tile by tile
         x = np.stack([np.pad(images[i].rgb, ((0, pb), (0, pr), (0, 0)), mode="edge") for i in idx])
         x = torch.from_numpy(x).to(loaded.device).permute(0, 3, 1, 2)
-        for i, coded in zip(idx, loaded.model.compress(x, q_milli / 1000, reconstruct=False)):
+        coded_all = refine.compress(loaded.model, x, q_milli / 1000, effort, reconstruct=False,
+                                    lambdas=refine.trained_lambdas(loaded.model_id))
+        for i, coded in zip(idx, coded_all):
             im = images[i]
             # the decoder's own path (tiled for large images), so decode() == rgb bit for bit
             rgb = loaded.model.reconstruct(coded.latent, q_milli / 1000, h, w) if reconstruct else None

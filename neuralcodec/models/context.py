@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from .base import Coded
 from .hyperprior import Hyperprior
-from .transforms import ste_round
+from .transforms import Rounder, ste_round
 
 
 def anchor_mask(height: int, width: int, device: torch.device | str = "cpu") -> Tensor:
@@ -141,12 +141,31 @@ class ContextHyperprior(Hyperprior):
                 indexes, means_q = self._y_stage.parameters(scales, means)
                 yield k, pos, indexes, means_q
 
+    def relaxed(self, y: Tensor, z: Tensor, quality: float, rounder: Rounder) -> tuple[Tensor, list[Tensor]]:
+        """Like :meth:`forward` on given latents with ``rounder`` for rounding: the context of each
+        pass sees the same rounded values that enter the synthesis and the likelihoods."""
+        _, ig = self.gain(torch.full((y.shape[0],), float(quality), device=y.device))
+        z_hat, z_lik = self._relaxed_z(z, rounder)
+        hyper = self.h_s(z_hat)
+        anchor = anchor_mask(*y.shape[-2:], device=y.device)
+        rounded, liks = [], []
+        for k, (c0, c1) in enumerate(self.bounds):
+            yk = y[:, c0:c1]
+            chan = self.context.channel[k](torch.cat(rounded, 1)) if k else None
+            scales, means = self._params(self.context, k, hyper, chan, None)
+            yk_hat = rounder(yk - means) + means
+            if self.checkerboard:
+                s2, m2 = self._params(self.context, k, hyper, chan, yk_hat * anchor)
+                scales, means = torch.where(anchor, scales, s2), torch.where(anchor, means, m2)
+                yk_hat = torch.where(anchor, yk_hat, rounder(yk - m2) + m2)
+            rounded.append(yk_hat)
+            liks.append(self._y_likelihood(yk_hat, scales, means))
+        return self.g_s(torch.cat(rounded, 1) * ig), [torch.cat(liks, 1), z_lik]
+
     @torch.no_grad()
-    def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:
-        B = x.shape[0]
-        g, _ = self.gain(torch.full((B,), float(quality), device=x.device))
-        y = self.transform_image(x) * g
-        z_sym = self._z_stage.quantize(self.h_a(y))
+    def compress_latents(self, y: Tensor, z: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:
+        B = y.shape[0]
+        z_sym = self._z_stage.quantize(z)
         hyper = self._h_s64(self._z_stage.dequantize(z_sym).double())
         z_np = z_sym.cpu().numpy()
         sections = [[self._z_stage.encode(z_np[i])] for i in range(B)]

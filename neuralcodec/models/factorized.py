@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ..entropy import SteppedFactorizedStage
 from .base import Coded, ImageCodec
 from .gain import GainUnits
-from .transforms import analysis, ste_round, synthesis
+from .transforms import Rounder, analysis, ste_round, synthesis
 
 
 class FactorizedPrior(ImageCodec):
@@ -85,6 +85,42 @@ class FactorizedPrior(ImageCodec):
             Coded([self._y_stage.encode(y_np[i], gain)], self.latent_digest([y_np[i]]),
                   x_hat[i : i + 1] if x_hat is not None else None, y_hat[i : i + 1])
             for i in range(x.shape[0])
+        ]
+
+    # ---- encoder-side refinement (models/refine.py): the latent in quantization bins --------
+
+    def _bins(self, quality: float, device: torch.device) -> tuple[Tensor, Tensor]:
+        """Medians and gain (1, C, 1, 1): a latent in bins is ``(y - median) * gain``."""
+        g, _ = self.gain(torch.full((1,), float(quality), device=device))
+        return self.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1), g
+
+    @torch.no_grad()
+    def analyze(self, x: Tensor, quality: float) -> tuple[Tensor, None]:
+        """The latent (B, M, H/16, W/16) in quantization bins (one bin is 1 wide); no hyper-latent."""
+        m, g = self._bins(quality, x.device)
+        return (self.transform_image(x) - m) * g, None
+
+    def relaxed(self, u: Tensor, z: None, quality: float, rounder: Rounder) -> tuple[Tensor, list[Tensor]]:
+        """Differentiable stand-in for :meth:`compress_latents`: synthesis output and likelihoods."""
+        m, g = self._bins(quality, u.device)
+        y_hat = m + rounder(u) / g
+        with torch.autocast(u.device.type, enabled=False):  # the density needs float32 (bf16 underflows)
+            lik = self._likelihood(y_hat.float(), 1 / g)
+        return self.g_s(y_hat), [lik]
+
+    @torch.no_grad()
+    def compress_latents(self, u: Tensor, z: None, quality: float, reconstruct: bool = True) -> list[Coded]:
+        """Code a latent given in bins (as :meth:`analyze` returns it, or refined)."""
+        gain = self.gain.gain64(quality)
+        m = self._y_stage.medians.to(u.device)[None, :, None, None]
+        y_sym = self._y_stage.quantize(u.double() / gain.to(u.device)[None, :, None, None] + m, gain)
+        y_hat = self._y_stage.dequantize(y_sym, gain)
+        x_hat = self.synthesize(y_hat, quality) if reconstruct else None
+        y_np = y_sym.cpu().numpy()
+        return [
+            Coded([self._y_stage.encode(y_np[i], gain)], self.latent_digest([y_np[i]]),
+                  x_hat[i : i + 1] if x_hat is not None else None, y_hat[i : i + 1])
+            for i in range(u.shape[0])
         ]
 
     @torch.no_grad()

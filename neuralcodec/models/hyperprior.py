@@ -19,7 +19,7 @@ from ..entropy import FactorizedStage, GaussianStage, default_scale_table
 from .base import Coded, ImageCodec
 from .gain import GainUnits
 from .tiling import window
-from .transforms import analysis, ste_round, synthesis
+from .transforms import Rounder, analysis, ste_round, synthesis
 
 
 class Hyperprior(ImageCodec):
@@ -140,12 +140,46 @@ class Hyperprior(ImageCodec):
         return y_hat
 
     @torch.no_grad()
+    def analyze(self, x: Tensor, quality: float) -> tuple[Tensor, Tensor]:
+        """The latents the coder quantizes: ``y`` (B, M, H/16, W/16) with the gain applied and the
+        hyper-latent ``z`` (B, N, H/64, W/64); one quantization bin is 1 wide in both."""
+        g, _ = self.gain(torch.full((x.shape[0],), float(quality), device=x.device))
+        y = self.transform_image(x) * g
+        return y, self.h_a(y if self.mean else y.abs())
+
+    def relaxed(self, y: Tensor, z: Tensor, quality: float, rounder: Rounder) -> tuple[Tensor, list[Tensor]]:
+        """Differentiable stand-in for :meth:`compress_latents` (encoder-side refinement): the
+        synthesis output (B, 3, H, W) and the likelihoods of ``y`` and ``z``, each latent rounded
+        by ``rounder`` around the centre the coder rounds it to (z: its median, y: its mean)."""
+        _, ig = self.gain(torch.full((y.shape[0],), float(quality), device=y.device))
+        z_hat, z_lik = self._relaxed_z(z, rounder)
+        scales, means = self._entropy_params(z_hat, self.h_s)
+        y_hat = rounder(y) if means is None else rounder(y - means) + means
+        return self.g_s(y_hat * ig), [self._y_likelihood(y_hat, scales, means), z_lik]
+
+    def _relaxed_z(self, z: Tensor, rounder: Rounder) -> tuple[Tensor, Tensor]:
+        """Rounded hyper-latent and its likelihood under the factorized prior (training formula)."""
+        eb = self.entropy_bottleneck
+        medians = eb._get_medians().reshape(1, -1, 1, 1)
+        z_hat = rounder(z - medians) + medians
+        C = z.shape[1]
+        lik, _, _ = eb._likelihood(z_hat.transpose(0, 1).reshape(C, 1, -1))
+        lik = eb.likelihood_lower_bound(lik).reshape(C, z.shape[0], *z.shape[2:]).transpose(0, 1)
+        return z_hat, lik
+
+    def _y_likelihood(self, y_hat: Tensor, scales: Tensor, means: Tensor | None) -> Tensor:
+        gc = self.gaussian_conditional
+        return gc.likelihood_lower_bound(gc._likelihood(y_hat, scales, means))
+
     def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:
         """Encode a batch (B, 3, H, W) in [0, 1], H and W multiples of ``downsampling``; with
         ``reconstruct`` also run the synthesis to return what the decoder will output."""
-        g, _ = self.gain(torch.full((x.shape[0],), float(quality), device=x.device))
-        y = self.transform_image(x) * g
-        z = self.h_a(y if self.mean else y.abs())
+        return self.compress_latents(*self.analyze(x, quality), quality, reconstruct)
+
+    @torch.no_grad()
+    def compress_latents(self, y: Tensor, z: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:
+        """Code given latents (as :meth:`analyze` returns them, or refined); same output as
+        :meth:`compress` for the image they came from."""
         z_sym = self._z_stage.quantize(z)
         z_hat = self._z_stage.dequantize(z_sym)
         indexes, means_q = self._y_params(z_hat)
@@ -153,7 +187,7 @@ class Hyperprior(ImageCodec):
         x_hat = self.synthesize(y_hat, quality) if reconstruct else None
         z_np, y_np, idx_np = (t.cpu().numpy() for t in (z_sym, y_sym, indexes))
         out = []
-        for i in range(x.shape[0]):
+        for i in range(y.shape[0]):
             sections = [self._z_stage.encode(z_np[i]), self._y_stage.encode(y_np[i], idx_np[i])]
             rec = x_hat[i : i + 1] if x_hat is not None else None
             out.append(Coded(sections, self.latent_digest([z_np[i], y_np[i]]), rec, y_hat[i : i + 1]))

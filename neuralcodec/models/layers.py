@@ -14,11 +14,12 @@ class StableGDN(GDN):
     changes with the thread count, which would make the encoder's rounding of ``y`` (hence the
     bytes) and the decoder's pixels depend on the machine. At inference the same sum runs as one
     GEMM per image (``addmm``), which gives identical results for 1, 2 and 4 threads and is faster
-    than the convolution. Training keeps compressai's path; the weights are the same.
+    than the convolution. Training, and any pass that differentiates with respect to ``x``
+    (encoder-side refinement), keeps compressai's path; the weights are the same.
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.training:
+        if self.training or (x.requires_grad and torch.is_grad_enabled()):
             return super().forward(x)
         B, C, H, W = x.shape
         beta = self.beta_reparam(self.beta)[:, None]

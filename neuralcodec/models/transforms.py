@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from compressai.models.utils import conv, deconv
 from torch import Tensor, nn
@@ -25,3 +27,7 @@ def synthesis(N: int, M: int) -> nn.Sequential:
 def ste_round(x: Tensor) -> Tensor:
     """Round in the forward pass, identity gradient in the backward pass."""
     return x + (torch.round(x) - x).detach()
+
+
+# What stands in for rounding in a differentiable pass: rounds a tensor to integers, or relaxes it.
+Rounder = Callable[[Tensor], Tensor]

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .._malloc import release_free_memory
 from ..errors import CorruptFileError
 from .tiling import Span, grid, window
 
@@ -92,6 +93,7 @@ class ImageCodec(nn.Module):
         out = None
         for i in range(B):
             for rows, cols in grid(h, w, self.tile):
+                release_free_memory()
                 y = self._analysis_tile(x[i : i + 1], rows, cols)
                 if out is None:
                     out = y.new_empty(B, y.shape[1], h, w)
@@ -144,6 +146,7 @@ class ImageCodec(nn.Module):
         for rows, cols in grid(h, w, self.tile):
             top, left = rows[0] * s, cols[0] * s
             if top < height and left < width:
+                release_free_memory()  # what the previous tile (or the entropy decoding) freed
                 x = self._synthesis_tile(latent, quality, rows, cols).clamp_(0, 1)
                 part = to_uint8(x[0], height - top, width - left)
                 rgb[top : top + part.shape[0], left : left + part.shape[1]] = part

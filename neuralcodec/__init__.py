@@ -1,18 +1,27 @@
-"""neuralcodec: learned image compression with real files on disk."""
+"""neuralcodec: learned image compression with real files on disk.
 
-import warnings as _warnings
+The codec API (``encode_image``, ``decode``, ...) is imported on first use (PEP 562), so
+``import neuralcodec``, ``neuralcodec.bitstream`` and ``neuralcodec.errors`` need no torch and the
+CLI's ``--help``, ``info`` and ``models`` start in a fraction of a second.
+"""
 
-with _warnings.catch_warnings():
-    # compressai's layers use torch.jit.script, which torch 2.14 deprecates with a FutureWarning
-    # on every import; it says nothing to our users.
-    _warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit\.script.*")
-    import compressai  # noqa: F401
-
-from .codec import DEFAULT_QUALITY, DecodedImage, EncodedImage, decode, encode_image, encode_images, encode_to_target, read_header
 from .errors import NeuralCodecError
 
 __version__ = "0.1.0"
-__all__ = [
+_CODEC_API = (
     "DEFAULT_QUALITY", "DecodedImage", "EncodedImage", "decode", "encode_image", "encode_images", "encode_to_target",
-    "read_header", "NeuralCodecError",
-]
+    "read_header",
+)
+__all__ = [*_CODEC_API, "NeuralCodecError"]
+
+
+def __getattr__(name: str):
+    if name in _CODEC_API:
+        from . import codec
+
+        return getattr(codec, name)
+    raise AttributeError(f"module 'neuralcodec' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_CODEC_API])

@@ -1,9 +1,15 @@
-"""``ncodec``: encode, decode, inspect, evaluate and list models. Parsing, progress and exit codes only."""
+"""``ncodec``: encode, decode, inspect, evaluate and list models. Parsing, progress and exit codes only.
+
+Start-up is kept light: ``--help``, ``info`` and ``models`` import no torch; the codec (torch and
+compressai's layers) is imported inside the commands that code.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -11,23 +17,77 @@ from pathlib import Path
 from . import __version__
 from .errors import InputError, NeuralCodecError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RESOURCE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_CODES = f"""exit status:
+  {EXIT_OK}    every input was done
+  {EXIT_FAILED}    an input failed (unreadable, not an image, damaged file, ...); the others were done
+  {EXIT_USAGE}    bad command line: unknown option or value, unknown model or device, quality out of
+       range, two inputs that would write the same output; nothing was done
+  {EXIT_RESOURCE}    out of memory on an input (the others were done)
+  {EXIT_INTERRUPTED}  interrupted
+Each failure is one 'ncodec: error: ...' line on stderr. NEURALCODEC_DEBUG=1 adds the traceback
+of an unexpected error."""
 NCF_SUFFIX = ".ncf"
+DEBUG_ENV = "NEURALCODEC_DEBUG"
+
+
+class UsageError(NeuralCodecError):
+    """A bad option value or combination, found before any work (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``ncodec: error: ...`` and exit status 2."""
+
+    def error(self, message: str):
+        _err(f"{message} (see '{self.prog} --help')")
+        sys.exit(EXIT_USAGE)
 
 
 def _err(msg: str) -> None:
-    print(f"ncodec: error: {msg}", file=sys.stderr)
+    """One ``ncodec: error:`` line (a multi-line message is joined)."""
+    line = " ".join(part.strip() for part in str(msg).splitlines() if part.strip())
+    print(f"ncodec: error: {line}", file=sys.stderr)
+
+
+_OOM_MESSAGES = ("defaultcpuallocator", "out of memory", "allocate memory", "not enough memory", "failed to map segment")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure (Python, numpy, torch on CPU or CUDA, mmap)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
+        return True
+    return isinstance(exc, (RuntimeError, OSError, ImportError)) and any(s in str(exc).lower() for s in _OOM_MESSAGES)
 
 
 def _check_device(device: str) -> None:
+    """Raise UsageError unless ``device`` names a device torch can use here (cpu, cuda, cuda:N, mps)."""
     import torch
 
     try:
         dev = torch.device(device)
-    except RuntimeError:
-        raise NeuralCodecError(f"unknown device '{device}'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise NeuralCodecError("--device cuda was asked for but no CUDA device is available")
+    except (RuntimeError, ValueError):
+        raise UsageError(f"unknown device '{device}' (use cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"--device {device}: no CUDA device is available")
+        if dev.index is not None and dev.index >= count:
+            raise UsageError(f"--device {device}: there {'is' if count == 1 else 'are'} only {count} CUDA "
+                             f"device{'s' if count > 1 else ''} (cuda:0..cuda:{count - 1})")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise UsageError(f"--device {device}: MPS is not available")
+    elif dev.type != "cpu":
+        raise UsageError(f"unsupported device '{device}' (use cpu, cuda or cuda:N)")
+
+
+def _check_model(model_id: str) -> None:
+    from .models import REGISTRY
+
+    if model_id not in REGISTRY:
+        raise UsageError(f"unknown model '{model_id}' (known: {', '.join(sorted(REGISTRY))}; see 'ncodec models')")
 
 
 def _expand(inputs: list[str], suffixes: set[str]) -> list[tuple[Path, Path]]:
@@ -50,7 +110,19 @@ def _plan(pairs: list[tuple[Path, Path]], output: str | None, suffix: str, many:
     for src, rel in pairs:
         dst = Path(output) / rel if output else src
         plan.append((src, dst.with_suffix(suffix)))
+    _refuse_collisions(plan)
     return plan
+
+
+def _refuse_collisions(plan: list[tuple[Path, Path]]) -> None:
+    """Raise UsageError, before any work, if two inputs map to one output (``a.png``, ``a.jpg`` -> ``a.ncf``)."""
+    first: dict[str, Path] = {}
+    for src, dst in plan:
+        key = os.path.normcase(os.path.abspath(dst))
+        if key in first and first[key] != src:
+            raise UsageError(f"{first[key]} and {src} would both be written to {dst}; "
+                             "rename one or give them separate commands")
+        first.setdefault(key, src)
 
 
 def _progress(items: list, quiet: bool, desc: str):
@@ -75,7 +147,7 @@ def _notices(caught: list[warnings.WarningMessage], quiet: bool) -> None:
 def _run(plan: list[tuple[Path, Path]], args: argparse.Namespace, desc: str, job) -> int:
     """Run ``job(src, dst) -> message`` over the plan: refuse overwrites, print notices and one
     error line per failed input, and return the exit status."""
-    failed = 0
+    status = EXIT_OK
     for src, dst in _progress(plan, args.quiet, desc):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -83,12 +155,15 @@ def _run(plan: list[tuple[Path, Path]], args: argparse.Namespace, desc: str, job
                 if dst.exists() and not args.force:
                     raise InputError(f"{dst} exists (use --force to overwrite)")
                 _say(job(src, dst), args.quiet)
-            except (NeuralCodecError, ValueError, OSError) as exc:
-                msg = str(exc)
+            except (NeuralCodecError, ValueError, OSError, MemoryError, RuntimeError) as exc:
+                if isinstance(exc, RuntimeError) and not _out_of_memory(exc):
+                    raise  # a bug, not a property of this input: main() reports it
+                oom = _out_of_memory(exc)
+                msg = f"out of memory while {desc}" if oom else str(exc)
                 _err(msg if msg.startswith(str(src)) or msg.startswith(str(dst)) else f"{src}: {msg}")
-                failed += 1
+                status = max(status, EXIT_RESOURCE if oom else EXIT_FAILED)
         _notices(caught, args.quiet)
-    return EXIT_FAILED if failed else EXIT_OK
+    return status
 
 
 def _many(inputs: list[str]) -> bool:
@@ -105,15 +180,20 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from .metrics import psnr
     from .io.files import IMAGE_SUFFIXES
 
+    targeted = args.bpp is not None or args.psnr is not None
+    if targeted and args.quality is not None:
+        raise UsageError("--quality cannot be combined with --bpp or --psnr")
+    for name in ("bpp", "psnr"):
+        if getattr(args, name) is not None and not getattr(args, name) > 0:
+            raise UsageError(f"--{name} must be positive, got {getattr(args, name):g}")
+    _check_model(args.model)
     _check_device(args.device)
     _check_metadata(args.metadata)
+    if args.quality is not None:
+        _check_quality(args.model, args.quality, args.device)
     pairs = _expand(args.inputs, IMAGE_SUFFIXES)
     if not pairs:
         raise InputError("no input images found")
-
-    targeted = args.bpp is not None or args.psnr is not None
-    if targeted and args.quality is not None:
-        raise InputError("--quality cannot be combined with --bpp or --psnr")
 
     def job(src: Path, dst: Path) -> str:
         img = load_image(src)
@@ -136,7 +216,16 @@ def _check_metadata(spec: str) -> None:
     try:
         metadata_kinds(spec)
     except InputError as exc:
-        raise InputError(f"--metadata: {exc}") from None
+        raise UsageError(f"--metadata: {exc}") from None
+
+
+def _check_quality(model_id: str, quality: float, device: str) -> None:
+    from .models.weights import load_model
+
+    try:
+        load_model(model_id, device).check_quality(quality)
+    except ValueError as exc:
+        raise UsageError(f"{exc} (see 'ncodec models')") from None
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -153,7 +242,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         raise InputError("no .ncf files found")
 
     if args.max_pixels < 0:
-        raise InputError(f"--max-pixels must be 0 (no limit but the format's) or positive, got {args.max_pixels}")
+        raise UsageError(f"--max-pixels must be 0 (no limit but the format's) or positive, got {args.max_pixels}")
 
     def job(src: Path, dst: Path) -> str:
         dec = decode(_read(src), args.device, max_pixels=args.max_pixels or None)
@@ -167,9 +256,9 @@ def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
+        raise InputError("no such file") from None
     except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+        raise InputError(f"cannot read ({exc.strerror})") from None
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -216,7 +305,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import REGISTRY
-    from .models.weights import read_manifest
+    from .models.manifest import read_manifest
 
     manifest = read_manifest()["models"]
     rows = []
@@ -247,9 +336,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from . import evaluation as ev
     from .models.weights import load_model, read_manifest
 
-    _check_device(args.device)
-    images = ev.load_folder(args.folder, args.limit)
     ids = args.models or [m for m in read_manifest()["models"]]
+    for m in ids:
+        _check_model(m)
+    _check_device(args.device)
+    for m in ids:
+        for q in args.qualities or []:
+            _check_quality(m, q, args.device)
+    images = ev.load_folder(args.folder, args.limit)
     models = {m: args.qualities or ev.spread(load_model(m, args.device).quality_range, 5) for m in ids}
     n = sum(map(len, models.values())) + sum(len(ev.PILLOW[c][1]) for c in args.codecs)
     bar = _progress(list(range(n)), args.quiet, "evaluating")
@@ -281,11 +375,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .bitstream import DEFAULT_MAX_PIXELS, MAX_PIXELS
     from .cli_video import add_decode_arguments, add_encode_arguments
-    from .codec import DEFAULT_QUALITY
     from .models import DEFAULT_MODEL
 
-
-    p = argparse.ArgumentParser(prog="ncodec", description="Learned image compression.")
+    p = _Parser(prog="ncodec", description="Learned image compression.", epilog=EXIT_CODES,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"ncodec {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -293,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("inputs", nargs="+", help="image files or directories (searched recursively)")
     e.add_argument("-o", "--output", help="output file (one input) or directory (keeps relative paths)")
     e.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL}; see 'ncodec models')")
-    e.add_argument("--quality", type=float, default=DEFAULT_QUALITY,
+    e.add_argument("--quality", type=float, default=None,
                    help="any float in the model's range, higher is better (default and ranges: 'ncodec models')")
     target = e.add_mutually_exclusive_group()
     target.add_argument("--bpp", type=float, help="pick per image the highest quality whose file is at most this size")
@@ -354,12 +447,26 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except UsageError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
     except NeuralCodecError as exc:
         _err(str(exc))
         return EXIT_FAILED
     except KeyboardInterrupt:
         _err("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `ncodec models | head`: stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except Exception as exc:  # last resort: an unexpected failure is still one line
+        if os.environ.get(DEBUG_ENV):
+            raise
+        if _out_of_memory(exc):
+            _err(f"out of memory ({type(exc).__name__})")
+            return EXIT_RESOURCE
+        _err(f"unexpected {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for the traceback)")
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

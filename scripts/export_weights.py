@@ -26,7 +26,7 @@ def main() -> None:
                    help="qualities the weights are shipped for (those that measured better than JPEG)")
     p.add_argument("--default-quality", type=float)
     args = p.parse_args()
-    ck = torch.load(args.checkpoint, weights_only=False)
+    ck = torch.load(args.checkpoint, weights_only=True, map_location="cpu")
     cfg = ck["config"]
     model = get_spec(cfg["model"]).build()
     load_state(model, ck["model"])

@@ -48,7 +48,7 @@ def train_and_export(args: argparse.Namespace, run: Path, extra: dict) -> Path:
     """Train one run (resumable) and export its weights to ``run/weights``."""
     cfg = TrainConfig(model=args.model, data=args.data, out=str(run), steps=args.steps, lr=args.lr,
                       init=args.init, precision=args.precision, **extra)
-    ck = torch.load(train(cfg), weights_only=False)
+    ck = torch.load(train(cfg), weights_only=True, map_location="cpu")
     model = get_spec(args.model).build()
     load_state(model, ck["model"])
     export_weights(model, args.model, {"training": {**extra, "steps": ck["step"], "precision": args.precision}},

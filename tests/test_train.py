@@ -32,12 +32,43 @@ def test_resume_is_exact(tmp_path, warm):
         extra = {"model": "checkerboard-hyperprior", "fresh_lr": 1e-3,
                  "init": str(ROOT / "weights" / "mean-scale-hyperprior.safetensors")}
     cfg = lambda out, steps: dataclasses.replace(_config(tmp_path, out, steps), **extra)  # noqa: E731
-    straight = torch.load(train(cfg("a", 4)), weights_only=False)
+    straight = torch.load(train(cfg("a", 4)), weights_only=True)
     train(cfg("b", 2))
-    resumed = torch.load(train(cfg("b", 4)), weights_only=False)
+    resumed = torch.load(train(cfg("b", 4)), weights_only=True)
     assert resumed["step"] == straight["step"] == 4
     for k, v in straight["model"].items():
         assert torch.equal(v, resumed["model"][k]), k
+
+
+def test_checkpoint_is_plain_data(tmp_path):
+    """A checkpoint unpickles nothing but tensors and plain containers (weights_only=True), and
+    a warm start reads one the same way."""
+    import pickle
+
+    path = train(_config(tmp_path, "plain", 1))
+    ck = torch.load(path, weights_only=True)
+    assert {"model", "opt", "aux_opt", "gen", "rng", "step", "config"} <= set(ck)
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"model": _Evil()}, protocol=2))
+    with pytest.raises(pickle.UnpicklingError):
+        train(dataclasses.replace(_config(tmp_path, "warm", 1), init=str(evil)))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (exec, ("raise SystemExit('pickle code ran')",))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_resume_restores_the_cuda_generator(tmp_path):
+    """Training noise is drawn on the device: a resumed CUDA run ends with the same CUDA
+    generator state as a straight one."""
+    cfg = lambda out, steps: dataclasses.replace(_config(tmp_path, out, steps), device="cuda")  # noqa: E731
+    straight = torch.load(train(cfg("a", 4)), weights_only=True)
+    train(cfg("b", 2))
+    resumed = torch.load(train(cfg("b", 4)), weights_only=True)
+    assert torch.equal(straight["cuda_rng"], resumed["cuda_rng"])
+    assert torch.equal(straight["rng"], resumed["rng"])
 
 
 def test_lambda_interpolation_hits_trained_points():
@@ -66,7 +97,7 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     records = [json.loads(line) for line in (Path(cfg.out) / "log.jsonl").read_text().splitlines()]
     digests = [r for r in records if "rank_digests" in r][-1]["rank_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]
-    assert torch.load(Path(cfg.out) / "checkpoint.pt", weights_only=False)["step"] == 3
+    assert torch.load(Path(cfg.out) / "checkpoint.pt", weights_only=True)["step"] == 3
 
 
 def test_periodic_evaluation_codes_real_files(tmp_path):
@@ -93,7 +124,7 @@ def test_ms_ssim_distortion_trains_and_needs_large_crops(tmp_path):
     with pytest.raises(ValueError, match="192"):
         train(cfg)
     cfg.crop = 192
-    ck = torch.load(train(cfg), weights_only=False)
+    ck = torch.load(train(cfg), weights_only=True)
     assert ck["step"] == 1 and all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
 
 
@@ -113,7 +144,7 @@ def test_a_step_with_non_finite_gradients_is_skipped(tmp_path, monkeypatch):
         return real(self, x * float("nan") if len(calls) == 2 else x, *args, **kw)
 
     monkeypatch.setattr(FactorizedPrior, "forward", poisoned)
-    ck = torch.load(train(cfg), weights_only=False)
+    ck = torch.load(train(cfg), weights_only=True)
     assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
     log = [json.loads(line) for line in (tmp_path / "nan" / "log.jsonl").read_text().splitlines()]
     assert [r.get("skipped", 0) for r in log] == [0, 1, 0]

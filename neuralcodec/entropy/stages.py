@@ -13,9 +13,9 @@ from collections import OrderedDict
 
 import numpy as np
 import torch
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from torch import Tensor
 
+from .._compressai import EntropyBottleneck, GaussianConditional
 from . import coder
 
 # Latent magnitudes beyond this are clipped before rounding (documented in docs/bitstream.md);

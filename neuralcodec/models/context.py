@@ -19,10 +19,9 @@ import copy
 from collections.abc import Iterator
 
 import torch
-from compressai.layers import CheckerboardMaskedConv2d
-from compressai.models.utils import conv
 from torch import Tensor, nn
 
+from .._compressai import CheckerboardMaskedConv2d, conv
 from .base import Coded
 from .hyperprior import Hyperprior
 from .transforms import Rounder, ste_round

@@ -10,9 +10,9 @@ codes every quality exactly (a gain in front of a fixed density would make it fi
 from __future__ import annotations
 
 import torch
-from compressai.entropy_models import EntropyBottleneck
 from torch import Tensor, nn
 
+from .._compressai import EntropyBottleneck
 from ..entropy import SteppedFactorizedStage
 from .base import Coded, ImageCodec
 from .gain import GainUnits

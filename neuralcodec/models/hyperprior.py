@@ -11,10 +11,9 @@ from __future__ import annotations
 import copy
 
 import torch
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.models.utils import conv, deconv
 from torch import Tensor, nn
 
+from .._compressai import EntropyBottleneck, GaussianConditional, conv, deconv
 from ..entropy import FactorizedStage, GaussianStage, default_scale_table
 from .base import Coded, ImageCodec
 from .gain import GainUnits

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-from compressai.layers import GDN
 from torch import Tensor
+
+from .._compressai import GDN
 
 
 class StableGDN(GDN):

@@ -2,64 +2,64 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelError
-from .base import ImageCodec
-from .context import ContextHyperprior
-from .factorized import FactorizedPrior
-from .hyperprior import Hyperprior
-from .walloc import WaLLoC
+
+if TYPE_CHECKING:
+    from .base import ImageCodec
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     id: str
     description: str
-    factory: Callable[..., ImageCodec]
+    factory: str  # "module:Class" in neuralcodec.models, imported by build() (the registry needs no torch)
     config: dict[str, Any] = field(default_factory=dict)
 
     def build(self) -> ImageCodec:
-        return self.factory(**self.config)
+        module, cls = self.factory.split(":")
+        return getattr(importlib.import_module(f"{__package__}.{module}"), cls)(**self.config)
 
 
 _SPECS = [
     ModelSpec(
         "mean-scale-hyperprior",
         "Mean-scale hyperprior (Minnen et al. 2018) with gain units for continuous quality",
-        Hyperprior,
+        "hyperprior:Hyperprior",
         {"N": 96, "M": 128, "levels": 6, "mean": True},
     ),
     ModelSpec(
         "scale-hyperprior",
         "Scale hyperprior (Balle et al. 2018) with gain units for continuous quality",
-        Hyperprior,
+        "hyperprior:Hyperprior",
         {"N": 96, "M": 128, "levels": 6, "mean": False},
     ),
     ModelSpec(
         "factorized-prior",
         "Factorized prior (Balle et al. 2018), no side information, with gain units",
-        FactorizedPrior,
+        "factorized:FactorizedPrior",
         {"N": 96, "M": 128, "levels": 6},
     ),
     ModelSpec(
         "checkerboard-hyperprior",
         "Mean-scale hyperprior + checkerboard spatial context (He et al. 2021): 2 latent passes",
-        ContextHyperprior,
+        "context:ContextHyperprior",
         {"N": 96, "M": 128, "levels": 6, "groups": [128], "checkerboard": True, "hidden": 192},
     ),
     ModelSpec(
         "elic-context-hyperprior",
         "Mean-scale hyperprior + ELIC-style uneven channel groups with checkerboard inside: 8 latent passes",
-        ContextHyperprior,
+        "context:ContextHyperprior",
         {"N": 96, "M": 128, "levels": 6, "groups": [16, 16, 32, 64], "checkerboard": True, "hidden": 96},
     ),
     ModelSpec(
         "walloc-16x",
         "WaLLoC (Jacobellis & Yadwadkar): CDF 9/7 wavelet packets (J=4), linear encoder to 48 channels, "
         "residual decoder; latent 16x smaller than the image",
-        WaLLoC,
+        "walloc:WaLLoC",
         {"latent": 48, "levels": 6, "J": 4, "wavelet": "bior4.4", "width": 192, "blocks": 3},
     ),
 ]

@@ -21,11 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.layers import CheckerboardMaskedConv2d
-from compressai.models.utils import conv, deconv
 from torch import Tensor, nn
 
+from .._compressai import EntropyBottleneck, GaussianConditional, CheckerboardMaskedConv2d, conv, deconv
 from ..entropy import FactorizedStage, GaussianStage, default_scale_table
 from ..entropy.checkerboard import CheckerboardStage, anchor_mask
 from ..errors import CorruptFileError

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from compressai.models.utils import conv, deconv
 from torch import Tensor, nn
 
+from .._compressai import conv, deconv
 from .layers import StableGDN as GDN
 
 

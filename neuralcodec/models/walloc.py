@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from compressai.layers import ResidualBlock, conv3x3
+from .._compressai import ResidualBlock, conv3x3
 from .base import _as_float
 from .factorized import FactorizedPrior
 from .layers import StableLinear1x1

@@ -1,4 +1,8 @@
-"""The training loop: rate-distortion loss over a continuous quality range, exact resume."""
+"""The training loop: rate-distortion loss over a continuous quality range, exact resume.
+
+Checkpoints hold only tensors, numbers, strings, lists and dicts, so they load with
+``torch.load(..., weights_only=True)`` (no pickle code runs), as every load here does.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,10 @@ from pathlib import Path
 import torch
 import numpy as np
 import torch.distributed as dist
-from compressai.entropy_models import EntropyBottleneck
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from .._compressai import EntropyBottleneck
 from ..models.registry import get_spec
 from .data import CropSampler
 
@@ -91,7 +95,7 @@ def warm_start(model: torch.nn.Module, path: str) -> list[str]:
 
         state = load_file(path)
     else:
-        state = torch.load(path, weights_only=False)["model"]
+        state = torch.load(path, weights_only=True, map_location="cpu")["model"]
     own = model.state_dict()
     copied = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(copied, strict=False)
@@ -139,6 +143,24 @@ class KodakProbe:
             psnr = float(np.mean([10 * math.log10(255**2 / max(e, 1e-10)) for e in sq]))
             points.append({"quality": q, "bpp": bits / pixels, "psnr": psnr})
         return points
+
+
+def rng_state(device: str) -> dict[str, Tensor]:
+    """Checkpoint entries (ByteTensors) for the default generators training draws from: ``rng``
+    the CPU's, ``cuda_rng`` the CUDA device's when training on one (compressai's training noise
+    is drawn on the device)."""
+    state = {"rng": torch.get_rng_state()}
+    if torch.device(device).type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(ck: dict, device: str) -> None:
+    """Restore what :func:`rng_state` saved. Under DDP every rank draws the same number of
+    same-shaped samples from identically seeded generators, so rank 0's states are every rank's."""
+    torch.set_rng_state(ck["rng"])
+    if "cuda_rng" in ck and torch.device(device).type == "cuda":
+        torch.cuda.set_rng_state(ck["cuda_rng"], device)
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
@@ -200,7 +222,7 @@ def train(cfg: TrainConfig) -> Path:
         raise ValueError(f"{cfg.model} has {model.levels} quality levels, got {len(lambdas)} lambdas")
     aux_names = [n for n, _ in model.named_parameters() if n.endswith("quantiles")]
     step = 0
-    ck = torch.load(ckpt_path, weights_only=False, map_location="cpu") if ckpt_path.exists() else None
+    ck = torch.load(ckpt_path, weights_only=True, map_location="cpu") if ckpt_path.exists() else None
     fresh: list[str] = []
     if cfg.init:
         fresh = warm_start(model, cfg.init)  # also on resume: it decides the parameter groups
@@ -224,7 +246,7 @@ def train(cfg: TrainConfig) -> Path:
         opt.load_state_dict(ck["opt"])
         aux_opt.load_state_dict(ck["aux_opt"])
         gen.set_state(ck["gen"])
-        torch.set_rng_state(ck["rng"])
+        set_rng_state(ck, device)
         step = ck["step"]
         if rank == 0:
             print(f"resumed from {ckpt_path} at step {step}")
@@ -302,7 +324,7 @@ def train(cfg: TrainConfig) -> Path:
         if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             _save_atomic(
                 {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-                 "gen": gen.get_state(), "rng": torch.get_rng_state(), "step": step, "config": asdict(cfg)},
+                 "gen": gen.get_state(), **rng_state(device), "step": step, "config": asdict(cfg)},
                 ckpt_path,
             )
         if evaluator and (step % cfg.eval_every == 0 or step == cfg.steps):

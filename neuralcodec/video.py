@@ -128,7 +128,7 @@ def encode_video(
     ``frames`` limits how many frames are coded; ``on_frame`` sees every coded frame (with its
     reconstruction if ``reconstruct``).
     """
-    from .io.video import open_video
+    from .io.video import open_video, publish
 
     if frames is not None and frames < 1:
         raise ValueError("--frames must be at least 1")
@@ -154,7 +154,7 @@ def encode_video(
                 if not result.frame_sizes:
                     raise InputError(f"{source}: no frames to encode")
                 writer.finish()
-            os.replace(tmp, output)
+            publish(Path(tmp), output)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)

@@ -207,7 +207,8 @@ def train(args) -> None:
     log = open(out / "log.jsonl", "a")
     t0, run = time.time(), []
     model.train()
-    while step < args.steps:
+    stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
+    while step < stop:
         for grp in opt.param_groups:
             grp["lr"] = args.lr * (0.1 if step >= args.decay_at * args.steps else 1.0)
         length = 2 if step < args.pair_frac * args.steps else args.seq_len
@@ -226,7 +227,7 @@ def train(args) -> None:
         aux_opt.step()
         step += 1
         keep = ~drop
-        run.append((float(loss), float(bpp.detach()[keep].mean()) if keep.any() else float("nan")))
+        run.append((float(loss.detach()), float(bpp.detach()[keep].mean()) if keep.any() else float("nan")))
         if step % args.log_every == 0:
             rec = {"step": step, "bpp": float(np.mean([r[0] for r in run])), "bpp_with_ref": float(np.nanmean([r[1] for r in run])),
                    "len": length, "aux": float(aux_loss), "sec": round(time.time() - t0, 1)}
@@ -234,13 +235,14 @@ def train(args) -> None:
             log.write(json.dumps(rec) + "\n")
             log.flush()
             run = []
-        if step % args.checkpoint_every == 0 or step == args.steps:
+        if step % args.checkpoint_every == 0 or step == stop:
             state = {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                      "gen": gen.get_state(), "rng": torch.get_rng_state(), "step": step}
             tmp = ckpt.with_suffix(".tmp")
             torch.save(state, tmp)
             os.replace(tmp, ckpt)
-    (out / "config.json").write_text(json.dumps(vars(args), indent=2))
+    if step == args.steps:
+        (out / "config.json").write_text(json.dumps(vars(args), indent=2))
 
 
 def export(args) -> None:
@@ -254,13 +256,13 @@ def export(args) -> None:
         "pair_frac": cfg["pair_frac"], "drop_ref": cfg["drop_ref"], "lr": cfg["lr"],
         "data": "shared video clips (foreman 0-199, carphone 0-79, bikes, Cisco, av-metrics, Vimeo-90k sample) "
                 f"+ {cfg['synthetic']} synthetic camera-motion clips",
-        "command": f"python scripts/train_video.py --out {args.out} --steps {ck['step']}",
+        "command": f"python scripts/train_video.py --out {args.out} --steps {ck['step']} --seq-len {cfg['seq_len']} --lr {cfg['lr']} --decay-at {cfg['decay_at']}",
     }}
     path = export_video_weights(model, args.model, load_model(args.image_model), info)
     print(f"wrote {path}")
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="stem-msh")
     p.add_argument("--image-model", default="mean-scale-hyperprior")
@@ -280,8 +282,13 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--stop-at", type=int, default=0, help="stop (with a checkpoint) at this step; rerun to continue")
     p.add_argument("--export", action="store_true", help="export the checkpoint's weights and stop")
-    args = p.parse_args()
+    return p.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     if args.export:
         export(args)
     else:

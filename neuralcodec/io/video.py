@@ -201,6 +201,14 @@ def parse_size(text: str) -> tuple[int, int]:
 # ---- writing ------------------------------------------------------------------------------
 
 
+def publish(tmp: Path, path: Path) -> None:
+    """Give a finished temporary file the permissions a new file gets (mkstemp's are 0600) and move it into place."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def is_folder_output(path: str | Path) -> bool:
     s = str(path)
     return s.endswith(("/", os.sep)) or Path(s).is_dir() or Path(s).suffix == ""
@@ -225,6 +233,9 @@ class VideoWriter:
         if self.folder:
             self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
             return
+        if suffix in (".mp4", ".y4m") and (width % 2 or height % 2):
+            raise InputError(f"{path}: 4:2:0 output needs an even width and height ({width}x{height}); "
+                             "write .mkv or a folder of PNGs")
         import av
 
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
@@ -282,7 +293,7 @@ class VideoWriter:
         for packet in self._stream.encode(None):
             self._container.mux(packet)
         self._container.close()
-        os.replace(self._tmp, self.path)
+        publish(self._tmp, self.path)
 
     def abort(self) -> None:
         """Remove the partial output."""

@@ -80,6 +80,7 @@ def test_hyperprior_parameters_by_bands_equal_one_call(monkeypatch):
     z_hat = torch.randn(1, m.entropy_bottleneck.channels, 13, 7).mul_(3).round_()
     indexes, means_q = m._y_params(z_hat)
     monkeypatch.setattr(m, "band", 3)
+    monkeypatch.setattr(m, "band_above", 0)
     banded = m._y_params(z_hat)
     assert torch.equal(banded[0], indexes) and torch.equal(banded[1], means_q)
     y = torch.randn(indexes.shape) * 4

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .._compressai import EntropyBottleneck, GaussianConditional, conv, deconv
+from .._malloc import release_free_memory
 from ..entropy import FactorizedStage, GaussianStage, default_scale_table
 from .base import Coded, ImageCodec
 from .gain import GainUnits
@@ -97,7 +98,11 @@ class Hyperprior(ImageCodec):
             self.entropy_bottleneck.update(force=True, update_quantiles=True)
         self.gaussian_conditional.update_scale_table(default_scale_table(), force=True)
 
-    band: int = 16  # z rows per band of the float64 parameter network on large latents
+    # The float64 parameter network runs in bands of ``band`` z rows on latents taller than
+    # ``band_above`` z rows (images above 2048 pixels): float64 convolutions run through im2col
+    # buffers of about 9 x 192 x 8 bytes per y position (~230 MB for a 2048^2 image at once).
+    band: int = 8
+    band_above: int = 32
 
     def _y_params(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
         """Table indices (int32) and integer means (int64) of ``y`` (B, M, 4h, 4w) from ``z_hat``
@@ -105,13 +110,14 @@ class Hyperprior(ImageCodec):
         (the hyper-synthesis reaches 1 + 1/2 + 1/4 z rows: deconv, deconv, conv3x3), so the
         float64 network never holds the whole latent."""
         zh = z_hat.shape[-2]
-        if zh <= 2 * self.band:
+        if zh <= self.band_above:
             return self._y_stage.parameters(*self._entropy_params(z_hat.double(), self._h_s64))
         B, _, _, zw = z_hat.shape
         M = self.gain.log_gain.shape[1]
         indexes = torch.empty((B, M, 4 * zh, 4 * zw), dtype=torch.int32, device=z_hat.device)
         means_q = torch.empty(indexes.shape, dtype=torch.int64, device=z_hat.device)
         for r0 in range(0, zh, self.band):
+            release_free_memory()
             r1 = min(r0 + self.band, zh)
             a, b = window((r0, r1), 2, zh)
             idx, mq = self._y_stage.parameters(*self._entropy_params(z_hat[..., a:b, :].double(), self._h_s64))

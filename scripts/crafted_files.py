@@ -12,7 +12,8 @@ right weights digest and section count, claiming 8192x8192:
 
 Every case runs ``neuralcodec.decode(data, max_pixels=2**26)`` (the format's hard limit, so the
 pixel limit does not stop it: where the API has no ``max_pixels``, plain ``decode``) in a fresh
-process with ``OMP_NUM_THREADS=1`` and ``--timeout`` seconds; the table reports wall time until the
+process with ``OMP_NUM_THREADS=1``, stopped by an alarm after ``--timeout`` seconds (reported as
+"stopped"); the table reports wall time until the
 exception, its class, the process's peak RSS (VmHWM, model and imports included) and how far
 decoding raised it above the peak before the call. Prints a Markdown table.
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import inspect, json, os, sys, time, warnings
+import inspect, json, os, signal, sys, time, warnings
 import numpy as np
 from PIL import Image
 warnings.simplefilter("ignore")
@@ -39,7 +40,7 @@ assert nc.__file__.startswith(os.getcwd()), nc.__file__  # the checkout asked fo
 from neuralcodec import bitstream
 from neuralcodec.models.weights import load_model
 
-model, case = sys.argv[1], sys.argv[2]
+model, case, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
 loaded = load_model(model)
 n = len(bitstream.unpack(nc.encode_image(Image.new('RGB', (64, 64)), model).data).sections)
 rng = np.random.default_rng(0)
@@ -53,10 +54,24 @@ data = bitstream.pack(header, sections)
 kw = {"max_pixels": 2**26} if "max_pixels" in inspect.signature(nc.decode).parameters else {}
 hwm = lambda: int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
 before = hwm()
+
+
+class Limit(BaseException):
+    pass
+
+
+def stop(*_):
+    raise Limit
+
+
+signal.signal(signal.SIGALRM, stop)  # raised between torch calls: the peak RSS is still read
+signal.alarm(limit)
 t0 = time.perf_counter()
 try:
     nc.decode(data, **kw)
     outcome = "decoded"
+except Limit:
+    outcome = f"stopped at the {limit} s limit"
 except Exception as exc:
     outcome = type(exc).__name__
 dt = time.perf_counter() - t0
@@ -69,10 +84,10 @@ def run_case(root: Path, model: str, case: str, timeout: float) -> dict:
            "NEURALCODEC_WEIGHTS": os.environ.get("NEURALCODEC_WEIGHTS", str(ROOT / "weights"))}
     t0 = time.perf_counter()
     try:
-        res = subprocess.run([sys.executable, "-c", CHILD, model, case], capture_output=True, text=True,
-                             env=env, timeout=timeout, cwd=root)  # cwd first on sys.path: root's package
+        res = subprocess.run([sys.executable, "-c", CHILD, model, case, str(int(timeout))], capture_output=True,
+                             text=True, env=env, timeout=timeout + 120, cwd=root)  # cwd first on sys.path: root's package
     except subprocess.TimeoutExpired:
-        return {"bytes": "-", "seconds": time.perf_counter() - t0, "outcome": f"timeout > {timeout:g} s", "rss_mb": float("nan"),
+        return {"bytes": "-", "seconds": time.perf_counter() - t0, "outcome": f"killed at {timeout + 120:g} s", "rss_mb": float("nan"),
                 "growth_mb": float("nan")}
     if res.returncode != 0 or not res.stdout.strip():
         return {"bytes": "-", "seconds": time.perf_counter() - t0, "outcome": f"crash rc={res.returncode}",

@@ -305,7 +305,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import REGISTRY
-    from .models.manifest import read_manifest
+    from .models.manifest import read_manifest, versions
 
     manifest = read_manifest()["models"]
     rows = []
@@ -314,7 +314,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         rows.append({"id": mid, "description": spec.description, "config": spec.config,
                      "weights": entry.get("file"), "quality_range": entry.get("quality_range"),
                      "default_quality": entry.get("default_quality"),
-                     "training": entry.get("training"), "kodak_rd": entry.get("kodak_rd", [])})
+                     "training": entry.get("training"), "kodak_rd": entry.get("kodak_rd", []),
+                     "versions": [{k: v.get(k) for k in ("version", "file", "sha256", "quality_range", "default_quality")}
+                                  for v in reversed(versions(mid, {"models": manifest}))]})
     from .cli_video import model_rows, print_models
 
     if args.json:
@@ -326,6 +328,9 @@ def cmd_models(args: argparse.Namespace) -> int:
             lo, hi = r["quality_range"] or (1, r["config"].get("levels", 1))
             state = f"weights installed, quality {lo:g}..{hi:g}, default {r['default_quality'] or (lo + hi) / 2:g}"
         print(f"{r['id']}: {r['description']} ({state})")
+        if len(r["versions"]) > 1:  # newest first: the plain id encodes with it; every one decodes
+            print("    versions: " + ", ".join(f"@{v['version']} {v['sha256'][:12]}" + (" (encodes by default)" if i == 0 else "")
+                                           for i, v in enumerate(r["versions"])))
         for p in r["kodak_rd"]:
             print(f"    quality {p['quality']:<4} {p['bpp']:.3f} bpp  {p['psnr']:.2f} dB PSNR (Kodak mean)")
     print_models(model_rows())

@@ -28,6 +28,7 @@ from .errors import (
 )
 from .io.images import DEFAULT_METADATA, LoadedImage, load_image, metadata_kinds
 from .models import DEFAULT_MODEL, refine
+from .models.determinism import deterministic
 from .models.weights import LoadedModel, load_model, load_model_for_digest
 
 DEFAULT_QUALITY = None  # None: the model's default quality from weights/manifest.json
@@ -59,6 +60,14 @@ class DecodedImage:
         from .io.images import to_pil
 
         return to_pil(self.rgb, self.header.channels)
+
+    def _repr_png_(self) -> bytes:
+        """PNG bytes, so notebooks show a decoded image as a picture."""
+        import io
+
+        buf = io.BytesIO()
+        self.to_pil().save(buf, "PNG")
+        return buf.getvalue()
 
 
 NO_DIGEST = bytes(16)  # image digest field of a file whose encoder did not reconstruct
@@ -182,12 +191,14 @@ def _encode_chunk(
         # uint8 (edge padding = replicate): the model converts to float tile by tile
         x = np.stack([np.pad(images[i].rgb, ((0, pb), (0, pr), (0, 0)), mode="edge") for i in idx])
         x = torch.from_numpy(x).to(loaded.device).permute(0, 3, 1, 2)
-        coded_all = refine.compress(loaded.model, x, q_milli / 1000, effort, reconstruct=False,
-                                    lambdas=refine.trained_lambdas(loaded.model_id))
+        with deterministic(loaded.device):
+            coded_all = refine.compress(loaded.model, x, q_milli / 1000, effort, reconstruct=False,
+                                        lambdas=refine.trained_lambdas(loaded.model_id))
         for i, coded in zip(idx, coded_all):
             im = images[i]
             # the decoder's own path (tiled for large images), so decode() == rgb bit for bit
-            rgb = loaded.model.reconstruct(coded.latent, q_milli / 1000, h, w) if reconstruct else None
+            with deterministic(loaded.device):
+                rgb = loaded.model.reconstruct(coded.latent, q_milli / 1000, h, w) if reconstruct else None
             header = bitstream.Header(
                 loaded.model_id, loaded.digest, q_milli, h, w, im.channels, im.bit_depth, pb, pr, 1,
                 coded.latent_digest, image_digest(rgb) if reconstruct else NO_DIGEST,
@@ -272,9 +283,10 @@ def decode(data: bytes, device: str = "cpu", max_pixels: int | None = DEFAULT_MA
     The latents are checked against the file's digest before the synthesis runs."""
     container, loaded, ph, pw = _open(_parse(data, max_pixels), device)
     h = container.header
-    latent, digest = loaded.model.decode_latent(container.sections, ph, pw, h.quality, device)
-    _check_latents(digest, container)  # before the synthesis: damaged data costs no transform
-    rgb = loaded.model.reconstruct(latent, h.quality, h.height, h.width)
+    with deterministic(device):
+        latent, digest = loaded.model.decode_latent(container.sections, ph, pw, h.quality, device)
+        _check_latents(digest, container)  # before the synthesis: damaged data costs no transform
+        rgb = loaded.model.reconstruct(latent, h.quality, h.height, h.width)
     _check_pixels(rgb, container)
     return DecodedImage(h, rgb, dict(container.metadata))
 
@@ -285,6 +297,7 @@ def decode_latent(
     """Entropy-decode a file's latent (M, h, w) without running the synthesis transform; it covers
     the padded image (h = padded height / 16). Same validation and errors as :func:`decode`."""
     container, loaded, ph, pw = _open(_parse(data, max_pixels), device)
-    latent, digest = loaded.model.decode_latent(container.sections, ph, pw, container.header.quality, device)
+    with deterministic(device):
+        latent, digest = loaded.model.decode_latent(container.sections, ph, pw, container.header.quality, device)
     _check_latents(digest, container)
     return latent[0], container.header

@@ -153,3 +153,10 @@ def test_a_step_with_non_finite_gradients_is_skipped(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "MAX_BAD_STEPS", 2)
     with pytest.raises(FloatingPointError, match="2 steps in a row"):
         train(dataclasses.replace(cfg, out=str(tmp_path / "all-nan")))
+
+
+def test_wall_time_limit_stops_with_a_checkpoint(tmp_path):
+    """--minutes stops a run early (what a lent GPU's fixed budget needs) and resume continues."""
+    cfg = dataclasses.replace(_config(tmp_path, "timed", 10_000), minutes=1e-6, checkpoint_every=1000)
+    ck = torch.load(train(cfg), weights_only=True)
+    assert 0 < ck["step"] < 10_000 and ck["step"] % 10 == 0

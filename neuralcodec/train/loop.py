@@ -59,6 +59,7 @@ class TrainConfig:
     eval_every: int = 0  # steps between Kodak probes with real coding (0: never)
     eval_data: str = "../shared/data/kodak"
     eval_images: int = 4
+    minutes: float = 0.0  # > 0: stop after this much wall time (checkpoint written), e.g. for a lent GPU
 
 
 def rd_loss(x: Tensor, out: dict[str, Tensor], lam: Tensor, distortion: str = "mse") -> dict[str, Tensor]:
@@ -268,7 +269,8 @@ def train(cfg: TrainConfig) -> Path:
     local = slice(rank * cfg.batch // world, (rank + 1) * cfg.batch // world)
     t0, acc = time.time(), {"loss": 0.0, "bpp": 0.0, "mse": 0.0}
     skipped = in_a_row = 0
-    while step < cfg.steps:
+    out_of_time = False
+    while step < cfg.steps and not out_of_time:
         decay = 0.1 if step >= cfg.decay_at * cfg.steps else 1.0
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * decay
@@ -321,7 +323,12 @@ def train(cfg: TrainConfig) -> Path:
             if n:
                 bar.set_postfix(loss=f"{rec['loss']:.3f}", bpp=f"{rec['bpp']:.3f}", psnr=f"{rec['psnr']:.2f}")
             acc = {k: 0.0 for k in acc}
-        if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+        if cfg.minutes and step % 10 == 0:  # every rank stops at the same step
+            flag = torch.tensor([float(time.time() - t0 >= 60 * cfg.minutes)], device=device)
+            if world > 1:
+                dist.broadcast(flag, 0)
+            out_of_time = bool(flag.item())
+        if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time):
             _save_atomic(
                 {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                  "gen": gen.get_state(), **rng_state(device), "step": step, "config": asdict(cfg)},

@@ -6,6 +6,7 @@ CLI's ``--help``, ``info`` and ``models`` start in a fraction of a second.
 """
 
 from .errors import NeuralCodecError
+from .io import pillow_plugin as _pillow_plugin  # noqa: F401  Image.open / save of .ncf (no torch)
 
 __version__ = "0.1.0"
 _CODEC_API = (

@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -145,23 +146,36 @@ def _notices(caught: list[warnings.WarningMessage], quiet: bool) -> None:
 
 
 def _run(plan: list[tuple[Path, Path]], args: argparse.Namespace, desc: str, job) -> int:
-    """Run ``job(src, dst) -> message`` over the plan: refuse overwrites, print notices and one
-    error line per failed input, and return the exit status."""
+    """Run ``job(src, dst) -> message`` (or ``(message, fields)``) over the plan: refuse overwrites,
+    print notices and one error line per failed input, and return the exit status. With ``--json``
+    stdout gets one JSON object per input instead of the message: input, output, the job's fields
+    and seconds, or "error" for a failed input (whose error line still goes to stderr)."""
     status = EXIT_OK
+    as_json = getattr(args, "json", False)
     for src, dst in _progress(plan, args.quiet, desc):
+        record: dict = {"input": str(src), "output": str(dst)}
+        started = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 if dst.exists() and not args.force:
                     raise InputError(f"{dst} exists (use --force to overwrite)")
-                _say(job(src, dst), args.quiet)
+                result = job(src, dst)
+                message, fields = result if isinstance(result, tuple) else (result, {})
+                record.update(fields)
+                if not as_json:
+                    _say(message, args.quiet)
             except (NeuralCodecError, ValueError, OSError, MemoryError, RuntimeError) as exc:
                 if isinstance(exc, RuntimeError) and not _out_of_memory(exc):
                     raise  # a bug, not a property of this input: main() reports it
                 oom = _out_of_memory(exc)
                 msg = f"out of memory while {desc}" if oom else str(exc)
                 _err(msg if msg.startswith(str(src)) or msg.startswith(str(dst)) else f"{src}: {msg}")
+                record["error"] = msg
                 status = max(status, EXIT_RESOURCE if oom else EXIT_FAILED)
+        if as_json:
+            record["seconds"] = round(time.perf_counter() - started, 3)
+            print(json.dumps(record), flush=True)
         _notices(caught, args.quiet)
     return status
 
@@ -204,10 +218,19 @@ def cmd_encode(args: argparse.Namespace) -> int:
             enc = next(encode_images([img], args.model, args.quality, args.device, batch=1, reconstruct=args.verify,
                                      effort=args.effort, metadata=args.metadata))
         write_atomic(dst, enc.data)
-        extra = f", {psnr(img.rgb, enc.rgb):.2f} dB PSNR" if enc.rgb is not None else ""
-        return f"{src} -> {dst}: quality {enc.header.quality:g}, {len(enc.data)} bytes, {enc.bpp:.4f} bpp{extra}"
+        fields = _file_fields(enc.data, enc.header)
+        if enc.rgb is not None:
+            fields["psnr"] = psnr(img.rgb, enc.rgb)
+        extra = f", {fields['psnr']:.2f} dB PSNR" if "psnr" in fields else ""
+        return f"{src} -> {dst}: quality {enc.header.quality:g}, {len(enc.data)} bytes, {enc.bpp:.4f} bpp{extra}", fields
 
     return _run(_plan(pairs, args.output, NCF_SUFFIX, _many(args.inputs)), args, "encoding", job)
+
+
+def _file_fields(data: bytes, header) -> dict:
+    """What ``--json`` reports of a .ncf file: size, rate, quality, model and format version."""
+    return {"bytes": len(data), "bpp": len(data) * 8 / (header.width * header.height), "quality": header.quality,
+            "model": header.model_id, "version": f"{data[4]}.{data[5]}", "width": header.width, "height": header.height}
 
 
 def _check_metadata(spec: str) -> None:
@@ -245,9 +268,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-pixels must be 0 (no limit but the format's) or positive, got {args.max_pixels}")
 
     def job(src: Path, dst: Path) -> str:
-        dec = decode(_read(src), args.device, max_pixels=args.max_pixels or None)
+        data = _read(src)
+        dec = decode(data, args.device, max_pixels=args.max_pixels or None)
         save_image(dec.rgb, dst, dec.header.channels, dec.metadata)
-        return f"{src} -> {dst}: {dec.header.width}x{dec.header.height}"
+        return f"{src} -> {dst}: {dec.header.width}x{dec.header.height}", _file_fields(data, dec.header)
 
     return _run(_plan(pairs, args.output, "." + args.format, _many(args.inputs)), args, "decoding", job)
 
@@ -420,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
         s.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
         s.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+        s.add_argument("--json", action="store_true",
+                       help="print one JSON object per file on stdout (input, output, bytes, bpp, quality, model, "
+                            "version, seconds; psnr with --verify; error for a failed input)")
 
     i = sub.add_parser("info", help="show a file's header")
     i.add_argument("inputs", nargs="+")

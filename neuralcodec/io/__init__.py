@@ -1,6 +1,16 @@
-"""Reading and writing images (Pillow) with the colour policy; atomic file output."""
+"""Reading and writing images (Pillow) with the colour policy; atomic file output.
 
-from .files import write_atomic
-from .images import ColorPolicyWarning, load_image, save_image
+Imported on first use (PEP 562), so ``import neuralcodec`` can register the Pillow plugin
+(:mod:`.pillow_plugin`) without importing numpy.
+"""
 
-__all__ = ["write_atomic", "ColorPolicyWarning", "load_image", "save_image"]
+_EXPORTS = {"write_atomic": "files", "ColorPolicyWarning": "images", "load_image": "images", "save_image": "images"}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -191,7 +191,7 @@ def save_image(rgb: np.ndarray, path: str | Path, channels: int = 3, metadata: d
     ``metadata`` (``"icc"``, ``"exif"``, ``"xmp"`` -> bytes) go where the format can hold them."""
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None or fmt not in Image.SAVE:
+    if fmt is None or fmt not in Image.SAVE or fmt == "NCF":  # decoding to .ncf would re-encode
         raise InputError(f"{path}: unknown image format for extension '{path.suffix}'")
     im = to_pil(rgb, channels)
     args = _metadata_args(fmt, metadata or {}, path)

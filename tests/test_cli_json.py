@@ -62,3 +62,11 @@ def test_failed_input_gets_an_error_object_and_the_usual_exit(pngs, tmp_path):
     assert bad["input"].endswith("bad.ncf") and "truncated" in bad["error"] and "bytes" not in bad
     assert "error" not in good and good["width"] == 64
     assert res.stderr.count("ncodec: error:") == 1 and "bad.ncf: file is truncated" in res.stderr
+
+
+def test_json_on_video_is_refused_not_ignored(tmp_path):
+    from .conftest import ROOT
+
+    res = run_cli("decode", str(ROOT / "tests" / "golden" / "video" / "v1.0-stem-msh.ncv"), "-o", str(tmp_path / "f/"), "--json")
+    assert res.returncode == 2 and "--json is for images" in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

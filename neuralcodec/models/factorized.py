@@ -74,18 +74,22 @@ class FactorizedPrior(ImageCodec):
     def synthesis_input(self, latent: Tensor, quality: float) -> Tensor:
         return latent  # the latent is dequantized with its step already
 
-    @torch.no_grad()
-    def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:
-        gain = self.gain.gain64(quality)
-        y_sym = self._y_stage.quantize(self.transform_image(x), gain)
+    def _code(self, y_sym: Tensor, gain: Tensor, quality: float, reconstruct: bool) -> list[Coded]:
+        """Entropy-code quantized symbols (B, M, h, w): one section and digest per image."""
         y_hat = self._y_stage.dequantize(y_sym, gain)
         x_hat = self.synthesize(y_hat, quality) if reconstruct else None
         y_np = y_sym.cpu().numpy()
         return [
             Coded([self._y_stage.encode(y_np[i], gain)], self.latent_digest([y_np[i]]),
                   x_hat[i : i + 1] if x_hat is not None else None, y_hat[i : i + 1])
-            for i in range(x.shape[0])
+            for i in range(y_sym.shape[0])
         ]
+
+    @torch.no_grad()
+    def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:
+        gain = self.gain.gain64(quality)
+        y_sym = self._y_stage.quantize(self.transform_image(x), gain)
+        return self._code(y_sym, gain, quality, reconstruct)
 
     # ---- encoder-side refinement (models/refine.py): the latent in quantization bins --------
 
@@ -114,14 +118,7 @@ class FactorizedPrior(ImageCodec):
         gain = self.gain.gain64(quality)
         m = self._y_stage.medians.to(u.device)[None, :, None, None]
         y_sym = self._y_stage.quantize(u.double() / gain.to(u.device)[None, :, None, None] + m, gain)
-        y_hat = self._y_stage.dequantize(y_sym, gain)
-        x_hat = self.synthesize(y_hat, quality) if reconstruct else None
-        y_np = y_sym.cpu().numpy()
-        return [
-            Coded([self._y_stage.encode(y_np[i], gain)], self.latent_digest([y_np[i]]),
-                  x_hat[i : i + 1] if x_hat is not None else None, y_hat[i : i + 1])
-            for i in range(u.shape[0])
-        ]
+        return self._code(y_sym, gain, quality, reconstruct)
 
     @torch.no_grad()
     def decode_latent(self, sections: list[bytes], height: int, width: int, quality: float, device: str = "cpu") -> tuple[Tensor, bytes]:

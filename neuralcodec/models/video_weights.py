@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from ..errors import ModelError, WeightsMismatchError
 from .stem import StemCodec, TemporalEntropyModel
 from .video_registry import DEFAULT_VIDEO_MODEL, VIDEO_REGISTRY, VideoSpec, get_video_spec  # noqa: F401
-from .weights import MANIFEST, LoadedModel, file_digest, load_model_for_digest, load_state, read_manifest, weights_dir
+from .weights import MANIFEST, LoadedModel, file_digest, load_model_for_digest, load_state, read_manifest, verified_file, weights_dir
 
 _FULL_PRECISION = ("quantiles", "scale_table")
 
@@ -49,12 +49,7 @@ def load_video_model(model_id: str, device: str = "cpu") -> LoadedVideoModel:
     if entry is None:
         raise ModelError(f"no weights are installed for video model '{model_id}' in {folder}; "
                          "train them with scripts/train_video.py")
-    path = folder / entry["file"]
-    if not path.exists():
-        raise ModelError(f"weights file {path} listed in the manifest is missing")
-    digest = file_digest(path)
-    if digest.hex() != entry["sha256"]:
-        raise ModelError(f"weights file {path} does not match the digest in its manifest")
+    path, digest = verified_file(entry)
     try:  # the exact image weights version it was trained on, whatever version is newest
         image = load_model_for_digest(entry["image_model"], bytes.fromhex(entry["image_sha256"]), device)
     except WeightsMismatchError as exc:

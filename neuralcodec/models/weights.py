@@ -33,6 +33,17 @@ def file_digest(path: Path) -> bytes:
     return hashlib.sha256(path.read_bytes()).digest()
 
 
+def verified_file(entry: dict) -> tuple[Path, bytes]:
+    """The weights file a manifest entry names, and its SHA-256, checked against the entry."""
+    path = weights_dir() / entry["file"]
+    if not path.exists():
+        raise ModelError(f"weights file {path} listed in the manifest is missing")
+    digest = file_digest(path)
+    if digest.hex() != entry["sha256"]:
+        raise ModelError(f"weights file {path} does not match the digest in its manifest")
+    return path, digest
+
+
 @dataclass
 class LoadedModel:
     model_id: str  # the plain id written into files
@@ -98,14 +109,8 @@ def load_model_for_digest(model_id: str, digest: bytes, device: str = "cpu") -> 
 
 @lru_cache(maxsize=16)
 def _load_version(model_id: str, sha256: str, device: str) -> LoadedModel:
-    folder = weights_dir()
     entry = find_version(model_id, sha256=sha256)
-    path = folder / entry["file"]
-    if not path.exists():
-        raise ModelError(f"weights file {path} listed in the manifest is missing")
-    digest = file_digest(path)
-    if digest.hex() != entry["sha256"]:
-        raise ModelError(f"weights file {path} does not match the digest in its manifest")
+    path, digest = verified_file(entry)
     model = get_spec(model_id).build()
     load_state(model, load_file(str(path)))
     model.eval().to(device)

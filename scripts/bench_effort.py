@@ -82,14 +82,17 @@ def main() -> None:
     p.add_argument("--qualities", type=int, default=4, help="qualities evenly over the shipped range")
     p.add_argument("--efforts", default=",".join(str(e) for e in range(refine.MAX_EFFORT + 1)))
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", help="cache of measured rows, JSON lines (default runs/bench-effort/<model>.jsonl)")
+    p.add_argument("--out", help="cache of measured rows, JSON lines (default "
+                   "runs/bench-effort/<model>-<weights digest>.jsonl: rows of other weights are never mixed in)")
     p.add_argument("--measure", action="store_true", help="measure missing rows (else only print the table)")
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
     efforts = [int(e) for e in args.efforts.split(",")]
-    qualities = spread(load_model(args.model).quality_range, args.qualities)
-    out = Path(args.out or f"runs/bench-effort/{args.model}.jsonl")
+    loaded = load_model(args.model)
+    qualities = spread(loaded.quality_range, args.qualities)
+    digest = loaded.digest.hex()[:12]
+    out = Path(args.out or f"runs/bench-effort/{args.model}-{digest}.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = load_cache(out)
     if args.measure:
@@ -106,7 +109,8 @@ def main() -> None:
                         f.write(json.dumps(r) + "\n")
                     print(f"effort {e} q={q:g} image {i}: {r['bpp']:.4f} bpp {r['psnr']:.2f} dB "
                           f"{r['encode_cpu_s']:.1f} s CPU", flush=True)
-    print(f"{args.model}: first {args.images} images of {args.data}, qualities {qualities}, {args.threads} thread(s)")
+    print(f"{args.model} (weights {digest}): first {args.images} images of {args.data}, qualities {qualities}, "
+          f"{args.threads} thread(s)")
     print("| effort | steps | BD-rate vs effort 0 (PSNR) | encode CPU s/image | encode wall s/image |")
     print("|---|---|---|---|---|")
     for r in table(rows, args.model, efforts, qualities, args.images):

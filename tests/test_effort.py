@@ -89,3 +89,9 @@ def test_cli_encode_with_effort(tmp_path, photo):
     assert r.returncode == 0, r.stderr
     assert psnr(np.asarray(im), nc.decode(dst.read_bytes()).rgb) > 20
     assert run_cli("encode", str(src), "-o", str(tmp_path / "b.ncf"), "--effort", "9").returncode == 2
+
+
+def test_batched_refinement_equals_one_image_at_a_time(photo):
+    ims = [crop(photo, 64, 64, 40, 30), crop(photo, 64, 64, 300, 200)]
+    batched = [e.data for e in nc.encode_images(ims, batch=2, effort=1)]
+    assert batched == [nc.encode_image(im, effort=1).data for im in ims]

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from .base import Coded, ImageCodec
 from .gain import GainUnits
-from .transforms import Rounder, ste_round
+from .transforms import Rounder
 
 MAX_EFFORT = 6
 # Gradient steps per effort level (index = effort): encode time doubles per level, and effort 6
@@ -36,14 +36,13 @@ DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483)
 @dataclass(frozen=True)
 class Schedule:
     """How one refinement runs: ``steps`` Adam steps with learning rate ``lr`` (cosine decay to
-    zero), SGA temperature from ``tau0`` down to ``tau1`` (geometric), ``method`` "sga" or "ste"."""
+    zero), SGA temperature from ``tau0`` down to ``tau1`` (geometric)."""
 
     steps: int
     refine_z: bool = True
     lr: float = 0.06
     tau0: float = 0.5
     tau1: float = 0.2
-    method: str = "sga"
     bf16: bool = True  # autocast the differentiable passes (2.5x faster on CPU; coding stays float32)
 
 
@@ -93,11 +92,6 @@ def sga_rounder(tau: float, generator: torch.Generator | None = None) -> Rounder
     return rounder
 
 
-def ste_rounder(x: Tensor) -> Tensor:
-    """Straight-through rounding (the baseline SGA is measured against)."""
-    return ste_round(x) if x.requires_grad else torch.round(x)
-
-
 def rd_loss(x: Tensor, x_hat: Tensor, likelihoods: list[Tensor], lam: float) -> Tensor:
     """Bits per pixel + lam * 255^2 * MSE of each image (B,): the training loss."""
     pixels = x.shape[2] * x.shape[3]
@@ -131,12 +125,7 @@ def refine_latents(model: ImageCodec, x: Tensor, quality: float, plan: Schedule,
         frac = t / max(plan.steps - 1, 1)
         for group in opt.param_groups:
             group["lr"] = plan.lr * 0.5 * (1 + math.cos(math.pi * t / plan.steps))
-        if plan.method == "sga":
-            rounder = sga_rounder(plan.tau0 * (plan.tau1 / plan.tau0) ** frac, gen)
-        elif plan.method == "ste":
-            rounder = ste_rounder
-        else:
-            raise ValueError(f"unknown refinement method {plan.method!r}")
+        rounder = sga_rounder(plan.tau0 * (plan.tau1 / plan.tau0) ** frac, gen)
         with torch.enable_grad(), torch.autocast(x.device.type, torch.bfloat16, enabled=plan.bf16):
             x_hat, liks = model.relaxed(y, z, quality, rounder)
             grads = torch.autograd.grad(rd_loss(x, x_hat, liks, lam).sum(), params)
@@ -158,5 +147,8 @@ def compress(model: ImageCodec, x: Tensor, quality: float, effort: int = 0, reco
     plan = schedule(effort)
     if plan.steps == 0:
         return model.compress(x, quality, reconstruct)
-    y, z = refine_latents(model, x, quality, plan, lambda_at(quality, lambdas))
-    return model.compress_latents(y, z, quality, reconstruct)
+    # one image at a time: the backward pass holds about 1 GB per megapixel
+    lam = lambda_at(quality, lambdas)
+    ys, zs = zip(*(refine_latents(model, x[i : i + 1], quality, plan, lam) for i in range(x.shape[0])))
+    z = None if zs[0] is None else torch.cat(zs)
+    return model.compress_latents(torch.cat(ys), z, quality, reconstruct)

@@ -177,6 +177,19 @@ def encode_to_target(
     return best
 
 
+# --effort's gradient steps hold the whole image's backward pass (about 1 GB per Mpixel, untiled):
+# above this size the one-pass encoder codes the image, with a notice, so memory stays bounded.
+EFFORT_MAX_PIXELS = 1 << 22  # 4 Mpixel
+
+
+def _effort_for(effort: int, height: int, width: int) -> int:
+    if effort and height * width > EFFORT_MAX_PIXELS:
+        warnings.warn(f"--effort {effort} refines images up to {EFFORT_MAX_PIXELS} pixels; this "
+                      f"{width}x{height} image is coded with effort 0", UserWarning, stacklevel=3)
+        return 0
+    return effort
+
+
 def _encode_chunk(
     loaded: LoadedModel, images: list[LoadedImage], q_milli: int, reconstruct: bool, keep: frozenset[str],
     effort: int = 0,
@@ -192,7 +205,7 @@ def _encode_chunk(
         x = np.stack([np.pad(images[i].rgb, ((0, pb), (0, pr), (0, 0)), mode="edge") for i in idx])
         x = torch.from_numpy(x).to(loaded.device).permute(0, 3, 1, 2)
         with deterministic(loaded.device):
-            coded_all = refine.compress(loaded.model, x, q_milli / 1000, effort, reconstruct=False,
+            coded_all = refine.compress(loaded.model, x, q_milli / 1000, _effort_for(effort, h, w), reconstruct=False,
                                         lambdas=refine.trained_lambdas(loaded.model_id))
         for i, coded in zip(idx, coded_all):
             im = images[i]

@@ -95,3 +95,15 @@ def test_batched_refinement_equals_one_image_at_a_time(photo):
     ims = [crop(photo, 64, 64, 40, 30), crop(photo, 64, 64, 300, 200)]
     batched = [e.data for e in nc.encode_images(ims, batch=2, effort=1)]
     assert batched == [nc.encode_image(im, effort=1).data for im in ims]
+
+
+def test_effort_falls_back_to_one_pass_above_the_size_limit(monkeypatch, photo):
+    """Refinement memory grows with the image: above the limit the one-pass encoder codes it, with a notice."""
+    import neuralcodec as nc
+    from neuralcodec import codec
+
+    im = photo.crop((0, 0, 64, 48))
+    monkeypatch.setattr(codec, "EFFORT_MAX_PIXELS", 64 * 48 - 1)
+    with pytest.warns(UserWarning, match="coded with effort 0"):
+        big = nc.encode_image(im, effort=3).data
+    assert big == nc.encode_image(im).data

@@ -115,17 +115,18 @@ def _checkpoint(model: str, path: str | None) -> Path:
     return Path(path) if path else run_dir(model) / "checkpoint.pt"
 
 
-def _install(model: str, folder: Path, quality_range: list[float], checkpoint: Path) -> str:
-    """Install a checkpoint as a new version of ``model`` in ``folder``; returns its ref."""
-    sys.argv = ["export_weights.py", str(checkpoint), "--out", str(folder),
-                "--quality-range", *map(str, quality_range)]
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import export_weights
+def _install(model: str, folder: Path | None, checkpoint: Path, quality_range: list[float] | None = None,
+             default_quality: float | None = None) -> str:
+    """Install a checkpoint as a new version of ``model`` in ``folder`` (default ``weights/``) with
+    scripts/export_weights.py; returns the new version's ref."""
+    from neuralcodec.models.manifest import find_version, read_manifest, weights_dir
 
-    export_weights.main()
-    from neuralcodec.models.manifest import find_version, read_manifest
-
-    return f"{model}@{find_version(model, manifest=read_manifest(folder))['version']}"
+    cmd = [sys.executable, str(ROOT / "scripts" / "export_weights.py"), str(checkpoint)]
+    cmd += ["--out", str(folder)] if folder else []
+    cmd += ["--quality-range", *map(str, quality_range)] if quality_range else []
+    cmd += ["--default-quality", str(default_quality)] if default_quality is not None else []
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return f"{model}@{find_version(model, manifest=read_manifest(folder or weights_dir()))['version']}"
 
 
 def measure(model: str, limit: int, qualities: list[float] | None, checkpoint: Path) -> None:
@@ -139,7 +140,7 @@ def measure(model: str, limit: int, qualities: list[float] | None, checkpoint: P
         os.environ["NEURALCODEC_WEIGHTS"] = str(scratch)
         q = [float(v) for v in current.get("quality_range", [0, 2])]
         grid = qualities or [round(q[0] + i * (q[1] - q[0]) / 5, 3) for i in range(6)]
-        candidate = _install(model, scratch, [min(grid + q), max(grid + q)], checkpoint)
+        candidate = _install(model, scratch, checkpoint, [min(grid + q), max(grid + q)])
         base = f"{model}@{current['version']}"
         if max(grid) > q[1] or min(grid) < q[0]:  # the shipped version is measured inside its range only
             base_grid = [g for g in grid if q[0] <= g <= q[1]]
@@ -158,15 +159,8 @@ def measure(model: str, limit: int, qualities: list[float] | None, checkpoint: P
 
 
 def export(model: str, quality_range: list[float] | None, default_quality: float | None, checkpoint: Path) -> None:
-    sys_args = ["--quality-range", *map(str, quality_range)] if quality_range else []
-    if default_quality is not None:
-        sys_args += ["--default-quality", str(default_quality)]
-    sys.argv = ["export_weights.py", str(checkpoint), *sys_args]
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import export_weights
-
-    export_weights.main()
-    print("next: python scripts/make_golden.py && python scripts/eval_rd.py --models "
+    ref = _install(model, None, checkpoint, quality_range, default_quality)
+    print(f"installed {ref}; next: python scripts/make_golden.py && python scripts/eval_rd.py --models "
           f"{model} --update-manifest, then commit weights/ and tests/golden/")
 
 

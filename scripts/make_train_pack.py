@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 import tarfile
 from pathlib import Path
 
@@ -59,28 +60,31 @@ def main() -> None:
     order = rng.permutation(len(paths))  # a budget cut keeps a random subset, not the first folders
     chunk, tar, total, count = 0, None, 0, 0
     for i in order:
-        with Image.open(paths[i]) as im:
-            im = im.convert("RGB")
-            c = a.crop
-            if min(im.size) < c:
-                s = c / min(im.size)
-                im = im.resize((max(c, round(im.width * s)), max(c, round(im.height * s))), Image.BICUBIC)
-            for k in range(a.per_image):
-                left, top = (int(rng.integers(0, d - c + 1)) for d in im.size)
-                buf = io.BytesIO()
-                im.crop((left, top, left + c, top + c)).save(buf, format="WEBP", lossless=True, quality=100, method=4)
-                data = buf.getvalue()
-                if total + len(data) > a.budget_mib * MIB:
-                    break
-                if tar is None or tar.fileobj.tell() + len(data) + 2048 > a.chunk_mib * MIB:
-                    if tar is not None:
-                        tar.close()
-                    tar = tarfile.open(out / f"pack-{chunk:03d}.tar", "w")
-                    chunk += 1
-                info = tarfile.TarInfo(f"{i:05d}_{k}.webp")
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-                total, count = total + len(data), count + 1
+        try:
+            im = Image.open(paths[i]).convert("RGB")
+        except (OSError, ValueError) as exc:  # one unreadable photo is skipped, not the whole pack
+            print(f"make_train_pack: skipping {paths[i]}: {exc}", file=sys.stderr)
+            continue
+        c = a.crop
+        if min(im.size) < c:
+            s = c / min(im.size)
+            im = im.resize((max(c, round(im.width * s)), max(c, round(im.height * s))), Image.BICUBIC)
+        for k in range(a.per_image):
+            left, top = (int(rng.integers(0, d - c + 1)) for d in im.size)
+            buf = io.BytesIO()
+            im.crop((left, top, left + c, top + c)).save(buf, format="WEBP", lossless=True, quality=100, method=4)
+            data = buf.getvalue()
+            if total + len(data) > a.budget_mib * MIB:
+                break
+            if tar is None or tar.fileobj.tell() + len(data) + 2048 > a.chunk_mib * MIB:
+                if tar is not None:
+                    tar.close()
+                tar = tarfile.open(out / f"pack-{chunk:03d}.tar", "w")
+                chunk += 1
+            info = tarfile.TarInfo(f"{i:05d}_{k}.webp")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+            total, count = total + len(data), count + 1
         if total + 200_000 > a.budget_mib * MIB:
             break
     if tar is not None:

@@ -97,9 +97,15 @@ def status(model: str) -> None:
     if len(steps) >= 2 and steps[-1]["sec"] > steps[-2]["sec"]:
         rate = (steps[-1]["step"] - steps[-2]["step"]) / (steps[-1]["sec"] - steps[-2]["sec"])
         print(f"  {rate:.2f} steps/s; last window: bpp {steps[-1]['bpp']:.3f}, PSNR {steps[-1]['psnr']:.2f} dB (training crops)")
-    for r in probes[-3:]:
+    hours, total, last = {}, 0.0, 0.0  # wall time up to each step; 'sec' restarts at every resume
+    for r in recs:
+        if "sec" in r:
+            total += r["sec"] - last if r["sec"] >= last else r["sec"]
+            last = r["sec"]
+        hours[r["step"]] = total / 3600
+    for r in probes[-8:]:
         pts = ", ".join(f"q{p['quality']:g} {p['bpp']:.3f} bpp {p['psnr']:.2f} dB" for p in r["kodak"])
-        print(f"  step {r['step']}: Kodak probe {pts}")
+        print(f"  step {r['step']} ({hours[r['step']]:.2f} h): Kodak probe {pts}")
 
 
 def stop(model: str) -> None:

@@ -24,7 +24,6 @@ from .errors import (
     ModelError,
     PixelLimitError,
     ReconstructionMismatchWarning,
-    WeightsMismatchError,
 )
 from .io.images import DEFAULT_METADATA, LoadedImage, load_image, metadata_kinds
 from .models import DEFAULT_MODEL, refine
@@ -234,8 +233,6 @@ def _open(data: bytes | bitstream.Container, device: str) -> tuple[bitstream.Con
     h = container.header
     try:  # the installed version whose weights the file names (every shipped version stays installed)
         loaded = load_model_for_digest(h.model_id, h.weights_digest, device)
-    except WeightsMismatchError:
-        raise
     except ModelError as exc:
         raise ModelError(f"this file needs model '{h.model_id}': {exc}") from None
     k = loaded.model.downsampling

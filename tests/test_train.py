@@ -160,3 +160,39 @@ def test_wall_time_limit_stops_with_a_checkpoint(tmp_path):
     cfg = dataclasses.replace(_config(tmp_path, "timed", 10_000), minutes=1e-6, checkpoint_every=1000)
     ck = torch.load(train(cfg), weights_only=True)
     assert 0 < ck["step"] < 10_000 and ck["step"] % 10 == 0
+
+
+def test_train_only_changes_only_the_named_parameters(tmp_path):
+    """A synthesis fine-tune (--train_only g_s.) leaves every other tensor as it started."""
+    init = ROOT / "weights" / "mean-scale-hyperprior.safetensors"
+    cfg = dataclasses.replace(_config(tmp_path, "syn", 2), init=str(init), train_only="g_s.")
+    after = torch.load(train(cfg), weights_only=True)["model"]
+    from safetensors.torch import load_file
+
+    before = load_file(str(init))
+    from neuralcodec.models.registry import get_spec
+
+    params = {n for n, _ in get_spec("mean-scale-hyperprior").build().named_parameters()}  # not the table buffers
+    changed = {k for k in params if not torch.equal(after[k].float(), before[k].float())}
+    assert changed and all(k.startswith("g_s.") or k.endswith("quantiles") for k in changed), changed
+
+
+def test_train_only_matching_nothing_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="matches no parameter"):
+        train(dataclasses.replace(_config(tmp_path, "none", 1), train_only="nothing."))
+
+
+def test_warmup_ramps_the_learning_rate(tmp_path):
+    train(dataclasses.replace(_config(tmp_path, "w", 4), warmup=4, lr=1e-4))
+    import json
+
+    lrs = [json.loads(line)["lr"] for line in open(tmp_path / "w" / "log.jsonl") if '"lr"' in line]
+    assert lrs == pytest.approx([2.5e-5, 5e-5, 7.5e-5, 1e-4])
+
+
+def test_channels_last_is_a_layout_not_a_different_model(tmp_path):
+    """Both layouts start from the same weights and train to the same result within float noise."""
+    a = torch.load(train(dataclasses.replace(_config(tmp_path, "nchw", 2), channels_last=0, precision="fp32")), weights_only=True)
+    b = torch.load(train(dataclasses.replace(_config(tmp_path, "nhwc", 2), channels_last=1, precision="fp32")), weights_only=True)
+    for k, v in a["model"].items():
+        assert torch.allclose(v, b["model"][k], rtol=1e-3, atol=1e-5), k

@@ -60,6 +60,9 @@ class TrainConfig:
     eval_data: str = "../shared/data/kodak"
     eval_images: int = 4
     minutes: float = 0.0  # > 0: stop after this much wall time (checkpoint written), e.g. for a lent GPU
+    warmup: int = 0  # steps of linear lr warm-up from 0 (counted from step 0 of the run)
+    channels_last: int = 1  # 1: NHWC activations and weights (faster convolutions on this CPU, docs/benchmarks.md)
+    train_only: str = ""  # comma-separated parameter-name prefixes to train (e.g. "g_s." for a synthesis fine-tune); empty: all
 
 
 def rd_loss(x: Tensor, out: dict[str, Tensor], lam: Tensor, distortion: str = "mse") -> dict[str, Tensor]:
@@ -222,6 +225,12 @@ def train(cfg: TrainConfig) -> Path:
     if len(lambdas) != model.levels:
         raise ValueError(f"{cfg.model} has {model.levels} quality levels, got {len(lambdas)} lambdas")
     aux_names = [n for n, _ in model.named_parameters() if n.endswith("quantiles")]
+    if cfg.train_only:
+        prefixes = tuple(p.strip() for p in cfg.train_only.split(",") if p.strip())
+        if not any(n.startswith(prefixes) for n, _ in model.named_parameters()):
+            raise ValueError(f"--train_only {cfg.train_only!r} matches no parameter of {cfg.model}")
+        for n, p in model.named_parameters():  # the quantiles keep training (aux loss only)
+            p.requires_grad_(n.startswith(prefixes) or n in aux_names)
     step = 0
     ck = torch.load(ckpt_path, weights_only=True, map_location="cpu") if ckpt_path.exists() else None
     fresh: list[str] = []
@@ -232,8 +241,10 @@ def train(cfg: TrainConfig) -> Path:
     if ck is not None:
         model.load_state_dict(ck["model"])
     model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
     aux_params = [p for n, p in model.named_parameters() if n in aux_names]
-    named = [(n, p) for n, p in model.named_parameters() if n not in aux_names]
+    named = [(n, p) for n, p in model.named_parameters() if n not in aux_names and p.requires_grad]
     main_params = [p for _, p in named]
     groups = [{"params": [p for n, p in named if n not in fresh], "base_lr": cfg.lr}]
     if cfg.fresh_lr and fresh:
@@ -272,10 +283,14 @@ def train(cfg: TrainConfig) -> Path:
     out_of_time = False
     while step < cfg.steps and not out_of_time:
         decay = 0.1 if step >= cfg.decay_at * cfg.steps else 1.0
+        if cfg.warmup:
+            decay *= min(1.0, (step + 1) / cfg.warmup)
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * decay
         lr = cfg.lr * decay
         x = sampler.sample(cfg.batch, gen)[local].to(device)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         quality = (1 + torch.rand(cfg.batch, generator=gen) * (model.levels - 1))[local]
         if cfg.fixed_quality:
             quality = torch.full_like(quality, cfg.fixed_quality)
@@ -286,7 +301,8 @@ def train(cfg: TrainConfig) -> Path:
         opt.zero_grad(set_to_none=True)
         res["loss"].backward()
         # Gradients are identical on every rank after DDP's all-reduce, so all ranks skip together.
-        finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)))
+        grad_norm = torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)
+        finite = bool(torch.isfinite(grad_norm)) and bool(torch.isfinite(res["loss"]))
         if finite:
             opt.step()
         aux_opt.zero_grad(set_to_none=True)

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from neuralcodec import bulk, codec
+from neuralcodec.errors import InputError
 from neuralcodec.latents import LatentShards, encode_latents
 
 from .conftest import crop
@@ -212,3 +213,16 @@ def test_cache_follows_reencoded_shards(tree, tmp_path):
     got = [match(z, by_key) for z in LatentShards(dst, cache=cache)]
     assert sorted(got) == sorted(by_key)
 
+
+
+def test_target_gives_labels_from_keys(shards):
+    got = list(LatentShards(shards, target=lambda key: key.split("/")[0]))
+    assert [label for _, label in got] == ["a"] * 4 + ["b"] * 3
+
+
+def test_a_damaged_shard_is_one_input_error(tmp_path):
+    (tmp_path / "shard-000000.tar").write_bytes(b"not a tar" * 100)
+    with pytest.raises(InputError, match="not a readable tar shard"):
+        LatentShards(tmp_path)
+    with pytest.raises(InputError, match="no .tar shards"):
+        LatentShards([])

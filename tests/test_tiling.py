@@ -87,3 +87,17 @@ def test_hyperprior_parameters_by_bands_equal_one_call(monkeypatch):
     sym, y_hat = m._y_values(y, means_q)
     assert torch.equal(sym, m._y_stage.quantize(y, means_q))
     assert torch.equal(y_hat, m._y_stage.dequantize(sym, means_q))
+
+
+@pytest.mark.parametrize("model_id", ["checkerboard-hyperprior", "elic-context-hyperprior"])
+def test_context_passes_by_bands_equal_one_call(monkeypatch, photo, model_id):
+    """Context models run each pass's float64 networks by row bands on tall latents: the same
+    files and the same decoded latents as the passes over the whole latent."""
+    image = crop(photo, 128, 320)  # 20 latent rows: bands of 4 rows plus 2 rows of context
+    whole = encode_image(image, model_id)
+    m = load_model(model_id).model
+    monkeypatch.setattr(m, "band", 1)
+    monkeypatch.setattr(m, "band_above", 0)
+    banded = encode_image(image, model_id)
+    assert banded.data == whole.data
+    assert np.array_equal(decode(banded.data).rgb, decode(whole.data).rgb)

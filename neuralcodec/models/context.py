@@ -23,7 +23,9 @@ from torch import Tensor, nn
 
 from .._compressai import CheckerboardMaskedConv2d, conv
 from .base import Coded
+from .._malloc import release_free_memory
 from .hyperprior import Hyperprior
+from .tiling import window
 from .transforms import Rounder, ste_round
 
 
@@ -129,15 +131,37 @@ class ContextHyperprior(Hyperprior):
     def _passes(self, hyper: Tensor, y_hat: Tensor) -> Iterator[tuple[int, Tensor, Tensor, Tensor]]:
         """Yield (group, positions, table indices, integer means) pass by pass. The caller writes
         each pass's decoded values into ``y_hat`` (float64, zeros where not yet decoded) before
-        asking for the next pass, whose parameters depend on them."""
+        asking for the next pass, whose parameters depend on them.
+
+        On latents taller than ``4 * band_above`` rows (images above 2048 pixels) each pass runs
+        its float64 networks by bands of ``4 * band`` rows, each extended by the 2 rows the
+        context reaches (two 3x3 convolutions, or the 5x5 checkerboard convolution), so no
+        network activation spans the whole latent."""
         nets = self._context64
-        anchor = anchor_mask(*y_hat.shape[-2:], device=y_hat.device)
+        B, _, H, W = y_hat.shape
+        anchor = anchor_mask(H, W, device=y_hat.device)
         parts = [(anchor, False), (~anchor, True)] if self.checkerboard else [(torch.ones_like(anchor), False)]
+        step = H if H <= 4 * self.band_above else 4 * self.band
         for k, (c0, c1) in enumerate(self.bounds):
-            chan = nets.channel[k](y_hat[:, :c0]) if k else None
+            chan = nets.channel[k](y_hat[:, :c0]) if k and step == H else None  # once per group
             for pos, spatial in parts:
-                scales, means = self._params(nets, k, hyper, chan, y_hat[:, c0:c1] if spatial else None)
-                indexes, means_q = self._y_stage.parameters(scales, means)
+                if step == H:
+                    scales, means = self._params(nets, k, hyper, chan, y_hat[:, c0:c1] if spatial else None)
+                    indexes, means_q = self._y_stage.parameters(scales, means)
+                    yield k, pos, indexes, means_q
+                    continue
+                indexes = torch.empty((B, c1 - c0, H, W), dtype=torch.int32, device=y_hat.device)
+                means_q = torch.empty(indexes.shape, dtype=torch.int64, device=y_hat.device)
+                for r0 in range(0, H, step):
+                    release_free_memory()
+                    r1 = min(r0 + step, H)
+                    a, b = window((r0, r1), 2, H)
+                    band_chan = nets.channel[k](y_hat[:, :c0, a:b]) if k else None
+                    scales, means = self._params(nets, k, hyper[..., a:b, :], band_chan,
+                                                 y_hat[:, c0:c1, a:b] if spatial else None)
+                    idx, mq = self._y_stage.parameters(scales, means)
+                    indexes[..., r0:r1, :] = idx[..., r0 - a : r1 - a, :]
+                    means_q[..., r0:r1, :] = mq[..., r0 - a : r1 - a, :]
                 yield k, pos, indexes, means_q
 
     def relaxed(self, y: Tensor, z: Tensor, quality: float, rounder: Rounder) -> tuple[Tensor, list[Tensor]]:
@@ -165,7 +189,7 @@ class ContextHyperprior(Hyperprior):
     def compress_latents(self, y: Tensor, z: Tensor, quality: float, reconstruct: bool = True) -> list[Coded]:
         B = y.shape[0]
         z_sym = self._z_stage.quantize(z)
-        hyper = self._h_s64(self._z_stage.dequantize(z_sym).double())
+        hyper = self._hyper64(self._z_stage.dequantize(z_sym))
         z_np = z_sym.cpu().numpy()
         sections = [[self._z_stage.encode(z_np[i])] for i in range(B)]
         symbols = [[z_np[i]] for i in range(B)]
@@ -192,7 +216,7 @@ class ContextHyperprior(Hyperprior):
         self.check_sections(sections, 1 + self.passes)
         zh, zw = height // self.downsampling, width // self.downsampling
         z_sym = self._z_stage.decode(sections[0], (zh, zw))
-        hyper = self._h_s64(self._z_stage.dequantize(torch.from_numpy(z_sym).to(device)[None]).double())
+        hyper = self._hyper64(self._z_stage.dequantize(torch.from_numpy(z_sym).to(device)[None]))
         y_hat = torch.zeros((1, sum(self.groups), zh * 4, zw * 4), dtype=torch.float64, device=device)
         symbols = [z_sym]
         for n, (k, pos, indexes, means_q) in enumerate(self._passes(hyper, y_hat), start=1):

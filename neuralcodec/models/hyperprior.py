@@ -125,6 +125,23 @@ class Hyperprior(ImageCodec):
             means_q[..., 4 * r0 : 4 * r1, :] = mq[..., 4 * (r0 - a) : 4 * (r1 - a), :]
         return indexes, means_q
 
+    def _hyper64(self, z_hat: Tensor) -> Tensor:
+        """The float64 hyper-synthesis output (B, 2M, 4h, 4w) of ``z_hat`` (B, N, h, w), by the
+        same bands of z rows as :meth:`_y_params` on tall latents."""
+        zh = z_hat.shape[-2]
+        if zh <= self.band_above:
+            return self._h_s64(z_hat.double())
+        out = None
+        for r0 in range(0, zh, self.band):
+            release_free_memory()
+            r1 = min(r0 + self.band, zh)
+            a, b = window((r0, r1), 2, zh)
+            part = self._h_s64(z_hat[..., a:b, :].double())
+            if out is None:
+                out = part.new_empty((*part.shape[:2], 4 * zh, part.shape[-1]))
+            out[..., 4 * r0 : 4 * r1, :] = part[..., 4 * (r0 - a) : 4 * (r1 - a), :]
+        return out
+
     def _y_values(self, y: Tensor, means_q: Tensor) -> tuple[Tensor, Tensor]:
         """Symbols (int32) and dequantized ``y_hat`` (float32) of ``y``, by bands of rows
         (elementwise, so the same values as in one call, without float64 copies of the whole latent)."""

@@ -22,19 +22,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from device_tree import tree_mib  # scripts/device_tree.py: what a device call carries
 from neuralcodec.io.files import list_images
 
 MIB = 1 << 20
-
-
-def tree_mib() -> float:
-    """Size of what a device call sends besides its carried paths: tracked and untracked-not-ignored files."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[1]
-    names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, capture_output=True,
-                           check=True).stdout.split(b"\0")
-    return sum((root / n.decode()).stat().st_size for n in names if n and (root / n.decode()).is_file()) / MIB
 
 
 def main() -> None:
@@ -50,7 +41,7 @@ def main() -> None:
     if not a.chunk_mib:
         a.chunk_mib = min(14.0, 62.0 - tree_mib())
         if a.chunk_mib < 1:
-            raise SystemExit(f"make_train_pack: the working tree ({tree_mib():.0f} MiB) leaves no room in a 64 MiB device call")
+            raise SystemExit(f"make_train_pack: the working tree ({tree_mib():.0f} MiB) leaves no room in a 64 MiB device call: hide weights first (scripts/device_tree.py hide)")
     rng = np.random.default_rng(a.seed)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

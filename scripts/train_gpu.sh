@@ -3,7 +3,8 @@
 # weights as files of at most 15 MiB. Runs on the bare CUDA machine (its python3 has torch; the
 # other packages travel as wheels in .whl/). The training pack was unpacked there beforehand.
 #
-#   here:  python scripts/make_train_pack.py --out pack        # pack/pack-000.tar ... (chunks sized to fit a device call)
+#   here:  python scripts/device_tree.py hide                  # leave older weights at home (restore before committing)
+#          python scripts/make_train_pack.py --out pack        # pack/pack-000.tar ... (chunks sized to fit a device call)
 #          (pack/ and .whl/ are git-ignored: they travel only when a call names them in carry)
 #          python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #              --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl \
@@ -12,6 +13,7 @@
 #   device, last call (carry .whl):   bash scripts/train_gpu.sh /tmp/pack 20 [MODEL]
 #   here:  cat <files_at>/weights.part-* > runs/gpu/checkpoint.pt
 #          python scripts/campaign.py measure --checkpoint runs/gpu/checkpoint.pt
+#          python scripts/device_tree.py restore
 set -euo pipefail
 PACK=${1:?usage: train_gpu.sh PACK_DIR MINUTES [MODEL]}
 MINUTES=${2:?usage: train_gpu.sh PACK_DIR MINUTES [MODEL]}

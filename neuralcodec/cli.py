@@ -376,11 +376,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for m in ids:
         for q in args.qualities or []:
             _check_quality(m, q, args.device)
+    if args.report and not args.codecs:
+        raise UsageError("--report ranks images against a baseline: give at least one of --codecs")
+    paths = ev.image_paths(args.folder, args.limit)
     images = ev.load_folder(args.folder, args.limit)
     models = {m: args.qualities or ev.spread(load_model(m, args.device).quality_range, 5) for m in ids}
     n = sum(map(len, models.values())) + sum(len(ev.PILLOW[c][1]) for c in args.codecs)
     bar = _progress(list(range(n)), args.quiet, "evaluating")
-    results = ev.evaluate(images, models, args.codecs, args.device, progress=lambda s: bar.update())
+    per_image = ev.evaluate_per_image(images, models, args.codecs, args.device, progress=lambda s: bar.update())
+    results = {name: [ev.mean_point(pts) for pts in rows] for name, rows in per_image.items()}
     bar.close()
     bd = {m: {c: ev.bd_rates(results[m], results[c]) for c in args.codecs} for m in ids}
     if args.output:
@@ -389,6 +393,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for name, pts in results.items():
             (out / f"{name}.json").write_text(json.dumps(ev.compressai_json(name, pts, f"ncodec eval {args.folder}"), indent=2))
         ev.plot(results, ids, out / "rd.png", f"{args.folder} ({len(images)} images)")
+    if args.report:
+        from .compare import write_report
+
+        names = [str(p.relative_to(args.folder)) for p in paths]
+        reference = "webp" if "webp" in args.codecs else args.codecs[0]
+        report = write_report(Path(args.report), args.folder, names, images, per_image, results, bd, ids[0], reference,
+                              args.device)
+        if not args.quiet:
+            print(f"wrote the report {report}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps({"images": len(images), "results": results, "bd_rate": bd}, indent=2))
         return EXIT_OK
@@ -402,6 +415,59 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"{m} vs {c}: BD-rate {v['psnr']:+.1f}% (PSNR), {v['ms_ssim']:+.1f}% (MS-SSIM)")
     if args.output:
         print(f"wrote {args.output}/<curve>.json (CompressAI results format) and {args.output}/rd.png")
+    return EXIT_OK
+
+
+def _crop_point(spec: str | None) -> tuple[int, int] | None:
+    if spec is None:
+        return None
+    try:
+        x, y = (int(v) for v in spec.split(","))
+    except ValueError:
+        raise UsageError(f"--crop takes X,Y (two integers, the 1:1 crop's top-left corner), got '{spec}'") from None
+    return x, y
+
+
+def _check_compare_output(path: Path, force: bool) -> None:
+    if path.suffix.lower() != ".png":
+        raise UsageError(f"the figure is a PNG: -o must end in .png, got '{path}'")
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists (use --force to overwrite)")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """One figure: the original, ours, JPEG, WebP and AVIF at our file size (neuralcodec.compare)."""
+    output = Path(args.output)
+    _check_compare_output(output, args.force)
+    crop = _crop_point(args.crop)
+    if args.crop_size < 8:
+        raise UsageError(f"--crop-size must be at least 8, got {args.crop_size}")
+    if args.bpp is not None and not args.bpp > 0:
+        raise UsageError(f"--bpp must be positive, got {args.bpp:g}")
+    _check_model(args.model)
+    _check_device(args.device)
+    if args.quality is not None:
+        _check_quality(args.model, args.quality, args.device)
+    from .compare import TEXT_KEY, compare, region_at, save_png
+    from .io import load_image
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ref = load_image(args.image).rgb
+        try:
+            region = region_at(ref, *crop, args.crop_size) if crop else None
+        except ValueError as exc:  # a --crop outside the image
+            raise UsageError(str(exc)) from None
+        fig, chunks = compare(ref, Path(args.image).name, args.model, args.quality, args.bpp, args.device, region,
+                              args.crop_size)
+        save_png(fig, chunks, output)
+    _notices(caught, args.quiet)
+    if not args.quiet:
+        for p in json.loads(chunks[TEXT_KEY])["panels"][1:]:
+            print(f"{p['codec']:<5} {p['setting']:<20} {p['bytes']:>8,} B  {p['bpp']:.4f} bpp  {p['psnr']:.2f} dB  "
+                  f"MS-SSIM {p['ms_ssim'] if p['ms_ssim'] is not None else float('nan'):.4f}"
+                  + (f"  ({p['note']})" if p["note"] else ""))
+        print(f"wrote {output} ({fig.width}x{fig.height})")
     return EXIT_OK
 
 
@@ -464,10 +530,28 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--codecs", nargs="*", default=["jpeg", "webp", "avif"], choices=["jpeg", "webp", "avif"])
     ev.add_argument("--limit", type=int, default=0, help="use only the first N images")
     ev.add_argument("-o", "--output", help="folder for one CompressAI-format JSON per curve and rd.png")
+    ev.add_argument("--report", metavar="DIR",
+                    help="folder for a report: index.md, rd.png, per-image results (per_image.json) and comparison "
+                         "figures of the images where the first model does best and worst against WebP")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--json", action="store_true")
     ev.add_argument("-q", "--quiet", action="store_true")
     ev.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser("compare", help="one figure: the image, ours, JPEG, WebP and AVIF at the same file size")
+    c.add_argument("image", help="image file")
+    c.add_argument("-o", "--output", required=True, help="the figure (.png; labels and numbers also in its tEXt)")
+    c.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL})")
+    rate = c.add_mutually_exclusive_group()
+    rate.add_argument("--quality", type=float, help="our quality (default: the model's default)")
+    rate.add_argument("--bpp", type=float, help="our file: the highest quality within this many bits per pixel")
+    c.add_argument("--crop", metavar="X,Y", help="top-left corner of the 1:1 crop (default: around the most detailed "
+                                                 "region); the 4:1 zoom shows its centre")
+    c.add_argument("--crop-size", type=int, default=256, metavar="N", help="side of the 1:1 crop (default 256)")
+    c.add_argument("--device", default="cpu")
+    c.add_argument("-f", "--force", action="store_true", help="overwrite the output")
+    c.add_argument("-q", "--quiet", action="store_true")
+    c.set_defaults(func=cmd_compare)
 
     m = sub.add_parser("models", help="list models and their measured rate-distortion")
     m.add_argument("--json", action="store_true")

@@ -30,13 +30,18 @@ Point = dict[str, float]
 Progress = Callable[[str], None]
 
 
-def load_folder(folder: str | Path, limit: int = 0) -> list[np.ndarray]:
-    """The images of a folder as (H, W, 3) uint8 arrays, sorted by path, read with the codec's
-    colour policy (an unreadable file raises InputError naming it)."""
+def image_paths(folder: str | Path, limit: int = 0) -> list[Path]:
+    """The image files :func:`load_folder` reads, in its order (NeuralCodecError if there are none)."""
     paths = list_images(folder)[: limit or None]
     if not paths:
         raise NeuralCodecError(f"no images found in {folder}")
-    return [load_image(p).rgb for p in paths]
+    return paths
+
+
+def load_folder(folder: str | Path, limit: int = 0) -> list[np.ndarray]:
+    """The images of a folder as (H, W, 3) uint8 arrays, sorted by path, read with the codec's
+    colour policy (an unreadable file raises InputError naming it)."""
+    return [load_image(p).rgb for p in image_paths(folder, limit)]
 
 
 def spread(quality_range: tuple[float, float], n: int) -> list[float]:
@@ -45,13 +50,25 @@ def spread(quality_range: tuple[float, float], n: int) -> list[float]:
     return [round(float(q), 3) for q in np.linspace(lo, hi, n)]
 
 
-def _mean(q: float, rows: list[tuple[float, ...]], keys: tuple[str, ...]) -> Point:
-    a = np.array(rows, dtype=np.float64)
-    return {"quality": q, **{k: float(a[:, i].mean()) for i, k in enumerate(keys)}}
+POINT_KEYS = ("bpp", "psnr", "ms_ssim", "encoding_time", "decoding_time")
+
+
+def mean_point(points: list[Point]) -> Point:
+    """The mean over images of per-image points of one setting."""
+    return {"quality": points[0]["quality"], **{k: float(np.mean([p[k] for p in points])) for k in POINT_KEYS}}
+
+
+def _per_image(quality: float, rows: list[tuple[float, ...]]) -> list[Point]:
+    return [{"quality": quality, **dict(zip(POINT_KEYS, map(float, r)))} for r in rows]
 
 
 def model_point(images: list[np.ndarray], model: str, quality: float, device: str = "cpu") -> Point:
     """Mean bpp, PSNR, MS-SSIM and encode/decode seconds of ``model`` at ``quality``."""
+    return mean_point(model_points(images, model, quality, device))
+
+
+def model_points(images: list[np.ndarray], model: str, quality: float, device: str = "cpu") -> list[Point]:
+    """Per image: bpp, PSNR, MS-SSIM and encode/decode seconds of ``model`` at ``quality``."""
     rows = []
     for ref in images:
         t0 = time.perf_counter()
@@ -62,21 +79,37 @@ def model_point(images: list[np.ndarray], model: str, quality: float, device: st
         if not np.array_equal(dec.rgb, enc.rgb):
             raise NeuralCodecError(f"{model} q={quality}: decoded image differs from the encoder's reconstruction")
         rows.append((enc.bpp, psnr(ref, dec.rgb), ms_ssim(ref, dec.rgb), t1 - t0, t2 - t1))
-    return _mean(quality, rows, ("bpp", "psnr", "ms_ssim", "encoding_time", "decoding_time"))
+    return _per_image(quality, rows)
+
+
+def pillow_encode(ref: np.ndarray, codec_name: str, quality: int) -> bytes:
+    """The file of ``ref`` ((H, W, 3) uint8) in a Pillow codec (``PILLOW``) at ``quality``."""
+    fmt, _, extra = PILLOW[codec_name]
+    buf = io.BytesIO()
+    Image.fromarray(ref).save(buf, fmt, quality=quality, **extra)
+    return buf.getvalue()
+
+
+def pillow_decode(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
 
 
 def pillow_point(images: list[np.ndarray], codec_name: str, quality: int) -> Point:
-    fmt, _, extra = PILLOW[codec_name]
+    return mean_point(pillow_points(images, codec_name, quality))
+
+
+def pillow_points(images: list[np.ndarray], codec_name: str, quality: int) -> list[Point]:
+    """Per image: bpp, PSNR, MS-SSIM and encode/decode seconds of a Pillow codec at ``quality``."""
     rows = []
     for ref in images:
-        buf = io.BytesIO()
         t0 = time.perf_counter()
-        Image.fromarray(ref).save(buf, fmt, quality=quality, **extra)
+        data = pillow_encode(ref, codec_name, quality)
         t1 = time.perf_counter()
-        dec = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+        dec = pillow_decode(data)
         t2 = time.perf_counter()
-        rows.append((buf.tell() * 8 / (ref.shape[0] * ref.shape[1]), psnr(ref, dec), ms_ssim(ref, dec), t1 - t0, t2 - t1))
-    return _mean(quality, rows, ("bpp", "psnr", "ms_ssim", "encoding_time", "decoding_time"))
+        rows.append((len(data) * 8 / (ref.shape[0] * ref.shape[1]), psnr(ref, dec), ms_ssim(ref, dec), t1 - t0, t2 - t1))
+    return _per_image(quality, rows)
 
 
 def ms_ssim_db(values: list[float]) -> list[float]:
@@ -113,21 +146,35 @@ def evaluate(
     images: list[np.ndarray], models: dict[str, list[float]], codecs: list[str], device: str = "cpu",
     progress: Progress | None = None,
 ) -> dict[str, list[Point]]:
-    """RD points of each model at its qualities and of each Pillow codec at its settings."""
-    results: dict[str, list[Point]] = {}
+    """RD points (means over the images) of each model at its qualities and of each Pillow codec at its settings."""
+    return {name: [mean_point(pts) for pts in rows] for name, rows in evaluate_per_image(images, models, codecs, device,
+                                                                                        progress).items()}
+
+
+def evaluate_per_image(
+    images: list[np.ndarray], models: dict[str, list[float]], codecs: list[str], device: str = "cpu",
+    progress: Progress | None = None,
+) -> dict[str, list[list[Point]]]:
+    """As :func:`evaluate`, per image: ``result[curve][k][i]`` is the k-th setting's point on image i."""
+    results: dict[str, list[list[Point]]] = {}
     for m, qualities in models.items():
         results[m] = []
         for q in qualities:
             if progress:
                 progress(f"{m} q={q:g}")
-            results[m].append(model_point(images, m, q, device))
+            results[m].append(model_points(images, m, q, device))
     for c in codecs:
         results[c] = []
         for q in PILLOW[c][1]:
             if progress:
                 progress(f"{c} q={q}")
-            results[c].append(pillow_point(images, c, q))
+            results[c].append(pillow_points(images, c, q))
     return results
+
+
+def image_curves(per_image: dict[str, list[list[Point]]], i: int) -> dict[str, list[Point]]:
+    """The RD curves of image ``i`` alone, from :func:`evaluate_per_image`'s result."""
+    return {name: [pts[i] for pts in rows] for name, rows in per_image.items()}
 
 
 def plot(results: dict[str, list[Point]], ours: list[str], path: Path, title: str) -> None:

@@ -463,10 +463,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         save_png(fig, chunks, output)
     _notices(caught, args.quiet)
     if not args.quiet:
-        for p in json.loads(chunks[TEXT_KEY])["panels"][1:]:
-            print(f"{p['codec']:<5} {p['setting']:<20} {p['bytes']:>8,} B  {p['bpp']:.4f} bpp  {p['psnr']:.2f} dB  "
-                  f"MS-SSIM {p['ms_ssim'] if p['ms_ssim'] is not None else float('nan'):.4f}"
-                  + (f"  ({p['note']})" if p["note"] else ""))
+        for p in json.loads(chunks[TEXT_KEY])["panels"][1:]:  # the figure's labels, as text
+            print(f"{p['codec']:<5} " + ", ".join(p["label"][1:]) + (f" ({p['note']})" if p["note"] else ""))
         print(f"wrote {output} ({fig.width}x{fig.height})")
     return EXIT_OK
 

@@ -145,14 +145,15 @@ def figure_size(crop: int, columns: int) -> tuple[int, int]:
 
 def _fmt_ms_ssim(v: float) -> str:
     if math.isnan(v):
-        return "MS-SSIM n/a (side <= 160)"
+        return "MS-SSIM n/a (<161 px)"
     return f"MS-SSIM {v:.4f}" if v < 1 else "MS-SSIM 1 (lossless)"
 
 
 def _label_lines(p: Panel) -> list[str]:
     if p.codec == "original":
         return [p.codec, p.setting, "", "", ""]
-    return [p.codec, p.setting, f"{p.bytes:,} B, {p.bpp:.3f} bpp", f"PSNR {p.psnr:.2f} dB", _fmt_ms_ssim(p.ms_ssim)]
+    quality = "PSNR inf (identical)" if math.isinf(p.psnr) else f"PSNR {p.psnr:.2f} dB"
+    return [p.codec, p.setting, f"{p.bytes:,} B, {p.bpp:.3f} bpp", quality, _fmt_ms_ssim(p.ms_ssim)]
 
 
 def render(ref: np.ndarray, panels: list[Panel], region: Region, title: list[str]) -> tuple[Image.Image, list[dict]]:

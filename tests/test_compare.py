@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neuralcodec.compare import ZOOM, detail_region, figure_size, match_size, read_chunks
+from neuralcodec.compare import ZOOM, baseline_panel, detail_region, figure_size, match_size, read_chunks
 from neuralcodec.evaluation import pillow_decode, pillow_encode
 
 from .conftest import SAMPLES, run_cli
@@ -89,6 +89,14 @@ def test_match_size_finds_the_quality_of_a_given_size(photo_png):
         q, data, rgb = match_size(ref, codec, target)
         assert abs(len(data) - target) <= 0.02 * target, (codec, q)
         assert np.array_equal(rgb, pillow_decode(data))
+
+
+def test_a_baseline_that_cannot_reach_our_size_is_flagged():
+    ref = np.full((64, 64, 3), 100, np.uint8)
+    small = baseline_panel(ref, "jpeg", 100, TOLERANCE)  # JPEG's headers alone exceed 100 bytes
+    assert not small.matched and small.note == "smallest JPEG file" and small.setting == "Pillow quality 1"
+    big = baseline_panel(ref, "webp", 10**6, TOLERANCE)
+    assert not big.matched and big.note == "largest WebP file" and big.setting == "Pillow quality 100"
 
 
 def test_crop_option_places_the_crop(photo_png, tmp_path):

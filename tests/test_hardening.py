@@ -168,3 +168,17 @@ def test_intact_file_decodes_without_warnings(photo, recwarn):
     enc = nc.encode_image(crop(photo, 64, 64), reconstruct=True)
     assert (nc.decode(enc.data).rgb == enc.rgb).all()
     assert not [w for w in recwarn if issubclass(w.category, ReconstructionMismatchWarning)]
+
+
+def test_outputs_get_the_permissions_of_a_new_file(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); the finished file gets 0666 minus the umask."""
+    import os
+
+    from neuralcodec.io.files import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "a.ncf", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.ncf").stat().st_mode & 0o777 == 0o644

@@ -15,6 +15,14 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def publish(tmp: Path, path: Path) -> None:
+    """Give a finished temporary file the permissions a new file gets (mkstemp's are 0600) and move it into place."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def write_atomic(path: str | Path, data: bytes | Callable[[Path], None]) -> None:
     """Write ``data`` (bytes, or a function writing to the given temp path) so that ``path``
     either keeps its old content or gets the complete new one, never a half-written file."""
@@ -28,7 +36,7 @@ def write_atomic(path: str | Path, data: bytes | Callable[[Path], None]) -> None
         else:
             os.close(fd)
             data(Path(tmp))
-        os.replace(tmp, path)
+        publish(Path(tmp), path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

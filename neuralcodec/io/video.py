@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .files import publish  # noqa: F401  (re-exported: neuralcodec.video imports it from here)
 
 CONTAINER_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".y4m", ".yuv"}
 OUTPUT_SUFFIXES = {".mkv", ".y4m", ".mp4"}
@@ -199,14 +200,6 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 # ---- writing ------------------------------------------------------------------------------
-
-
-def publish(tmp: Path, path: Path) -> None:
-    """Give a finished temporary file the permissions a new file gets (mkstemp's are 0600) and move it into place."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
 
 
 def is_folder_output(path: str | Path) -> bool:

@@ -1,20 +1,26 @@
-"""Video rate-distortion and speed: our video model vs itself all-intra vs libx264/libx265.
+"""Video rate-distortion and speed: our video model vs itself all-intra vs libx264/libx265/SVT-AV1.
 
-    nice -n 10 python scripts/eval_video.py --out runs/video/eval            # RD + BD-rates + plots
-    nice -n 10 python scripts/eval_video.py --ablation                       # temporal prior ablation
-    python scripts/eval_video.py --speed --threads 2 [--hd]                  # fps at 416x240 [1280x720]
+    nice -n 10 python scripts/eval_video.py --frames 32 --qualities 0 0.875 1.75 --out runs/video/rd
+        # RD, BD-rates, plots; [--clips foreman-200 ...]: those clips only, added to <out>/rd.json
+    nice -n 10 python scripts/eval_video.py --ablation [--qualities 0 1 1.75]   # temporal prior ablation
+    python scripts/eval_video.py --speed --threads 2 [--hd]                     # fps at 416x240 [1280x720]
+    nice -n 10 python scripts/eval_video.py --profile                           # where 720p decode time goes
 
-Clips: frames the video model never saw in training (foreman 200-263, carphone 80-119), read
-through the same PyAV path as ``ncodec encode`` and kept as lossless RGB. bpp counts whole files
-(.ncv, or .mp4 for x264/x265); PSNR is RGB PSNR averaged over frames. x264/x265 get the same RGB
-frames converted to yuv420p (BT.601, limited), preset medium, ``-tune zerolatency``, the same
-GOP, no B-frames, CRF swept.
+Clips: frames the video model never saw in training (foreman 200-263 and 264-299, carphone
+80-119; scripts/train_video.py holds them out), read through the same PyAV path as ``ncodec
+encode`` and kept as lossless RGB. bpp counts whole files (.ncv, or .mp4 for the references);
+PSNR and MS-SSIM are RGB, averaged over frames (MS-SSIM: NaN for frames 160 pixels or less on a
+side, too small for its five scales). The references get the same RGB frames converted to
+yuv420p (BT.601, limited): libx264 and libx265 at presets medium and veryslow with ``-tune
+zerolatency``, SVT-AV1 (when this FFmpeg build has ``libsvtav1``) with its low-delay prediction
+structure; all with the same GOP, no B-frames or frame reordering, scene-cut detection off, CRF swept.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -26,15 +32,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from neuralcodec.io.video import VideoWriter, open_video  # noqa: E402
-from neuralcodec.metrics import bd_rate, psnr  # noqa: E402
+from neuralcodec.metrics import bd_rate, ms_ssim, psnr  # noqa: E402
 from neuralcodec.models.video_weights import load_video_model  # noqa: E402
 from neuralcodec.video import decode_video, encode_video  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "video"
-CLIPS = {  # name: (file, first frame, frames)
+CLIPS = {  # name: (file, first frame, frames); all held out of training (scripts/train_video.py)
     "foreman-200": ("foreman_cif.mp4", 200, 64),
     "carphone-80": ("carphone_pristine.mp4", 80, 40),
+    "foreman-264": ("foreman_cif.mp4", 264, 36),
 }
+OURS = ("ours", "ours-gop1")
 
 
 def read_frames(path: Path, start: int, n: int) -> list[np.ndarray]:
@@ -46,6 +54,14 @@ def read_frames(path: Path, start: int, n: int) -> list[np.ndarray]:
             if i >= start:
                 out.append(f)
     return out
+
+
+def distortion(frames: list[np.ndarray], decoded: list[np.ndarray]) -> dict:
+    """RGB PSNR and MS-SSIM averaged over frames; ``msssim_db`` = -10 log10(1 - MS-SSIM)."""
+    assert len(decoded) == len(frames), (len(decoded), len(frames))
+    m = float(np.mean([ms_ssim(a, b) for a, b in zip(frames, decoded)]))
+    return {"psnr": float(np.mean([psnr(a, b) for a, b in zip(frames, decoded)])), "msssim": m,
+            "msssim_db": float(-10 * np.log10(1 - m)) if m < 1 else float("nan")}
 
 
 def ours(frames, tmp: Path, model: str, quality: float, gop: int) -> dict:
@@ -60,23 +76,32 @@ def ours(frames, tmp: Path, model: str, quality: float, gop: int) -> dict:
     enc = encode_video(src, out, model, quality, gop)
     dec = [d.rgb for d in decode_video(out)]
     intra = enc.intra
-    return {"quality": quality, "gop": gop, "bpp": enc.bpp,
-            "psnr": float(np.mean([psnr(a, b) for a, b in zip(frames, dec)])),
+    return {"quality": quality, "gop": gop, "bpp": enc.bpp, **distortion(frames, dec),
             "bytes_i": float(np.mean([s for s, t in zip(enc.frame_sizes, intra) if t])),
             "bytes_p": float(np.mean([s for s, t in zip(enc.frame_sizes, intra) if not t])) if not all(intra) else None,
-            "frame_bytes": enc.frame_sizes}
+            "frame_bytes": enc.frame_sizes, "frame_intra": intra}
 
 
-def x26x(frames, tmp: Path, codec: str, crf: int, gop: int, preset: str = "medium") -> dict:
+def reference_options(codec: str, crf: int, gop: int, preset: str) -> dict:
+    """Encoder options: GOP ``gop`` (0: only the first frame intra), no B-frames, no scene cuts."""
+    g = gop or 1 << 20
+    if codec == "libsvtav1":  # pred-struct 1: low delay (no reordering); scd: scene-change detection
+        return {"crf": str(crf), "preset": preset, "svtav1-params": f"keyint={g}:pred-struct=1:scd=0"}
+    params = f"keyint={g}:min-keyint={g}:scenecut=0:bframes=0"
+    key = "x264-params" if codec == "libx264" else "x265-params"
+    return {"crf": str(crf), "preset": preset, "tune": "zerolatency",
+            key: params + (":log-level=error" if codec == "libx265" else "")}
+
+
+def reference(frames, tmp: Path, codec: str, crf: int, gop: int, preset: str = "medium") -> dict:
+    """Code RGB frames with an FFmpeg encoder into ``<tmp>/<codec>.mp4``; bpp from the file size."""
     import av
 
+    os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1: errors only
     h, w = frames[0].shape[:2]
     path = tmp / f"{codec}.mp4"
     with av.open(str(path), "w") as c:
-        params = "keyint={g}:min-keyint={g}:scenecut=0:bframes=0".format(g=gop)
-        opts = {"crf": str(crf), "preset": preset, "tune": "zerolatency"}
-        opts["x264-params" if codec == "libx264" else "x265-params"] = params + (":log-level=error" if codec == "libx265" else "")
-        s = c.add_stream(codec, rate=25, options=opts)
+        s = c.add_stream(codec, rate=25, options=reference_options(codec, crf, gop, preset))
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
         for i, f in enumerate(frames):
             fr = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(
@@ -89,45 +114,73 @@ def x26x(frames, tmp: Path, codec: str, crf: int, gop: int, preset: str = "mediu
             c.mux(p)
     with open_video(path) as r:
         dec = list(r)
-    return {"crf": crf, "gop": gop, "bpp": path.stat().st_size * 8 / (len(frames) * h * w),
-            "psnr": float(np.mean([psnr(a, b) for a, b in zip(frames, dec)]))}
+    return {"crf": crf, "gop": gop, "preset": preset, "bpp": path.stat().st_size * 8 / (len(frames) * h * w),
+            **distortion(frames, dec)}
 
 
-def bd(a: list[dict], b: list[dict]) -> float:
-    """BD-rate of curve b against curve a (negative: b needs fewer bits)."""
-    return bd_rate([p["bpp"] for p in a], [p["psnr"] for p in a], [p["bpp"] for p in b], [p["psnr"] for p in b])
+def references(args) -> list[tuple[str, str, str, list[int]]]:
+    """(label, codec, preset, CRFs) of the reference encoders this run compares with."""
+    import av
+
+    refs = [(f"{c}-{p}", c, p, crfs) for c in ("libx264", "libx265")
+            for p, crfs in (("medium", args.crfs), ("veryslow", args.slow_crfs or args.crfs))]
+    if "libsvtav1" in av.codecs_available:
+        refs.append((f"libsvtav1-p{args.av1_preset}", "libsvtav1", str(args.av1_preset), args.av1_crfs))
+    else:
+        print("this FFmpeg build has no libsvtav1: no AV1 reference", flush=True)
+    return refs
+
+
+def bd(a: list[dict], b: list[dict], metric: str = "psnr") -> float:
+    """BD-rate of curve b against curve a on ``metric`` ("psnr" or "msssim_db"; negative: b needs fewer bits)."""
+    return bd_rate([p["bpp"] for p in a], [p[metric] for p in a], [p["bpp"] for p in b], [p[metric] for p in b])
+
+
+def bd_table(res: dict) -> dict:
+    """BD-rates (PSNR and MS-SSIM) of ours vs all-intra and vs every reference, all-intra vs x264."""
+    pairs = [("ours-gop1", "ours")] + [(k, "ours") for k in res if k not in OURS]
+    pairs += [(k, "ours-gop1") for k in res if k.startswith("libx264-")]
+    return {f"{b} vs {a}": {m: bd(res[a], res[b], m) for m in ("psnr", "msssim_db")} for a, b in pairs}
 
 
 def rd(args) -> None:
     loaded = load_video_model(args.model)
     lo, hi = loaded.quality_range
     qualities = args.qualities or list(np.linspace(lo, hi, 4).round(3))
+    refs = references(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     results = {}
-    for name, (file, start, n) in CLIPS.items():
+    for name in args.clips:
+        file, start, n = CLIPS[name]
         frames = read_frames(DATA / file, start, n)[: args.frames or None]
         res = {}
+        t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             res["ours"] = [ours(frames, tmp, args.model, q, args.gop) for q in qualities]
             res["ours-gop1"] = [ours(frames, tmp, args.model, q, 1) for q in qualities]
-            for codec in ("libx264", "libx265"):
-                res[codec] = [x26x(frames, tmp, codec, crf, args.gop) for crf in args.crfs]
-        res["bd"] = {"ours vs ours-gop1": bd(res["ours-gop1"], res["ours"]),
-                     "ours vs libx264": bd(res["libx264"], res["ours"]),
-                     "ours vs libx265": bd(res["libx265"], res["ours"]),
-                     "ours-gop1 vs libx264": bd(res["libx264"], res["ours-gop1"])}
-        results[name] = res
-        print(name, json.dumps(res["bd"]), flush=True)
-        for k in ("ours", "ours-gop1", "libx264", "libx265"):
-            for p in res[k]:
-                print(f"  {k:<10} {p.get('quality', p.get('crf'))!s:<6} {p['bpp']:.4f} bpp {p['psnr']:.2f} dB", flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "rd.json").write_text(json.dumps(results, indent=2))
-    plot(results, out)
+            for label, codec, preset, crfs in refs:
+                res[label] = [reference(frames, tmp, codec, crf, args.gop, preset) for crf in crfs]
+        results[name] = {"frames": len(frames), "curves": res, "bd": bd_table(res)}
+        print(f"{name}: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        for k, pts in res.items():
+            for p in pts:
+                print(f"  {k:<18} {p.get('quality', p.get('crf'))!s:<6} {p['bpp']:.4f} bpp {p['psnr']:.2f} dB "
+                      f"MS-SSIM {p['msssim']:.4f}", flush=True)
+        for k, v in results[name]["bd"].items():
+            print(f"  BD-rate {k:<34} PSNR {v['psnr']:+7.1f} %  MS-SSIM {v['msssim_db']:+7.1f} %", flush=True)
+    saved = out / "rd.json"  # results of other clips (earlier runs with --clips) are kept
+    results = {**(json.loads(saved.read_text()) if saved.exists() else {}), **results}
+    tmp = saved.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    os.replace(tmp, saved)
+    plot({k: results[k] for k in CLIPS if k in results}, out)
 
 
 def plot(results: dict, out: Path) -> None:
+    """RD curves (PSNR, MS-SSIM) and bits per frame (I-frames red, P-frames blue) per clip."""
     try:
         import matplotlib
 
@@ -136,17 +189,20 @@ def plot(results: dict, out: Path) -> None:
     except ImportError:
         print("matplotlib not installed: no plots")
         return
-    fig, axes = plt.subplots(2, len(results), figsize=(6 * len(results), 8), squeeze=False)
-    for j, (name, res) in enumerate(results.items()):
-        ax = axes[0][j]
-        for k in ("ours", "ours-gop1", "libx264", "libx265"):
-            ax.plot([p["bpp"] for p in res[k]], [p["psnr"] for p in res[k]], "o-", label=k)
-        ax.set(title=name, xlabel="bpp", ylabel="RGB PSNR (dB)", xscale="log")
-        ax.legend()
-        ax = axes[1][j]
+    fig, axes = plt.subplots(3, len(results), figsize=(6 * len(results), 12), squeeze=False)
+    for j, (name, r) in enumerate(results.items()):
+        res = r["curves"]
+        for row, (metric, label) in enumerate((("psnr", "RGB PSNR (dB)"), ("msssim_db", "RGB MS-SSIM (dB)"))):
+            ax = axes[row][j]
+            for k, pts in res.items():
+                ax.plot([p["bpp"] for p in pts], [p[metric] for p in pts], "o-" if k in OURS else ".--", label=k)
+            ax.set(title=name, xlabel="bpp", ylabel=label, xscale="log")
+            ax.legend(fontsize=7)
+        ax = axes[2][j]
         mid = res["ours"][len(res["ours"]) // 2]
-        ax.bar(range(len(mid["frame_bytes"])), [b * 8 / 1000 for b in mid["frame_bytes"]])
-        ax.set(title=f"{name}: kbit per frame (quality {mid['quality']}, I-frames tall)", xlabel="frame", ylabel="kbit")
+        colors = ["tab:red" if t else "tab:blue" for t in mid["frame_intra"]]
+        ax.bar(range(len(mid["frame_bytes"])), [b * 8 / 1000 for b in mid["frame_bytes"]], color=colors)
+        ax.set(title=f"{name}: kbit per frame, quality {mid['quality']} (red I, blue P)", xlabel="frame", ylabel="kbit")
     fig.tight_layout()
     fig.savefig(out / "video_rd.png", dpi=100)
     print(f"wrote {out / 'video_rd.png'}")
@@ -155,33 +211,32 @@ def plot(results: dict, out: Path) -> None:
 @torch.no_grad()
 def ablation(args) -> None:
     """Bytes of P-frames coded (a) as images, (b) by the P-frame net with ŷ(t-1) zeroed,
-    (c) by the P-frame net with ŷ(t-1): same transforms, same latents, real coding."""
+    (c) by the P-frame net with ŷ(t-1): same transforms, same latents, real coding; at each quality."""
     import torch.nn.functional as F
 
     loaded = load_video_model(args.model)
     codec = loaded.codec
-    q = args.quality if args.quality is not None else loaded.default_quality
-    rows = {}
-    for name, (file, start, n) in CLIPS.items():
+    qualities = args.qualities or [args.quality if args.quality is not None else loaded.default_quality]
+    for name in args.clips:
+        file, start, n = CLIPS[name]
         frames = read_frames(DATA / file, start, n)[: args.frames or None]
         x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(255)
         h, w = x.shape[-2:]
         x = F.pad(x, (0, -w % 64, 0, -h % 64), mode="replicate")
-        y = torch.cat([codec.analysis(x[i : i + 8], q) for i in range(0, len(x), 8)])
-        totals = {"image": 0, "no-ref": 0, "temporal": 0}
-        ref = codec.encode(y[:1], None).y_hat
-        for t in range(1, len(y)):
-            totals["image"] += sum(map(len, codec.encode(y[t : t + 1], None).sections))
-            totals["no-ref"] += sum(map(len, codec.encode(y[t : t + 1], torch.zeros_like(ref)).sections))
-            code = codec.encode(y[t : t + 1], ref)
-            totals["temporal"] += sum(map(len, code.sections))
-            ref = code.y_hat
-        px = (len(y) - 1) * h * w
-        rows[name] = {k: v * 8 / px for k, v in totals.items()}
-        r = rows[name]
-        print(f"{name} quality {q:g}, {len(y) - 1} P-frames, section bits per pixel: image model {r['image']:.4f}, "
-              f"P-net without ref {r['no-ref']:.4f} ({100 * (r['no-ref'] / r['image'] - 1):+.1f} %), "
-              f"with temporal prior {r['temporal']:.4f} ({100 * (r['temporal'] / r['image'] - 1):+.1f} %)", flush=True)
+        for q in qualities:
+            y = torch.cat([codec.analysis(x[i : i + 8], q) for i in range(0, len(x), 8)])
+            totals = {"image": 0, "no-ref": 0, "temporal": 0}
+            ref = codec.encode(y[:1], None).y_hat
+            for t in range(1, len(y)):
+                totals["image"] += sum(map(len, codec.encode(y[t : t + 1], None).sections))
+                totals["no-ref"] += sum(map(len, codec.encode(y[t : t + 1], torch.zeros_like(ref)).sections))
+                code = codec.encode(y[t : t + 1], ref)
+                totals["temporal"] += sum(map(len, code.sections))
+                ref = code.y_hat
+            r = {k: v * 8 / ((len(y) - 1) * h * w) for k, v in totals.items()}
+            print(f"{name} quality {q:g}, {len(y) - 1} P-frames, section bits per pixel: image model {r['image']:.4f}, "
+                  f"P-net without ref {r['no-ref']:.4f} ({100 * (r['no-ref'] / r['image'] - 1):+.1f} %), "
+                  f"with temporal prior {r['temporal']:.4f} ({100 * (r['temporal'] / r['image'] - 1):+.1f} %)", flush=True)
 
 
 def speed(args) -> None:
@@ -213,24 +268,88 @@ def speed(args) -> None:
                   f"decode {len(frames) / (t2 - t1):.1f} fps (.mkv source to .ncv, .ncv to FFV1 .mkv)", flush=True)
 
 
+@torch.no_grad()
+def profile(args) -> None:
+    """Where the time of one 1280x720 P-frame decode goes (1 thread unless --threads): cProfile
+    of ``--frames`` P-frames (default 3) after an I-frame, in CPU seconds of this process, then
+    torch.profiler's top operators (wall clock) for one more P-frame."""
+    import cProfile
+    import pstats
+
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from neuralcodec.video import VideoDecoder
+
+    torch.set_num_threads(args.threads)
+    n = args.frames or 3
+    frames = read_frames(DATA / "bigbuckbunny.mp4", 0, n + 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, coded = Path(tmp) / "src.mkv", Path(tmp) / "o.ncv"
+        with VideoWriter(src, 1280, 720, 25) as wr:
+            for f in frames:
+                wr.write(f)
+        encode_video(src, coded, args.model, args.quality, 32)
+        with VideoDecoder(coded) as dec:
+            records = list(dec.reader.records(0))
+            dec._rgb(dec._latent(records[0]), records[0])  # the I-frame, and warm-up
+            prof = cProfile.Profile(time.process_time)  # CPU time: robust to other jobs on the machine
+            t0 = time.process_time()
+            prof.enable()
+            for r in records[1 : n + 1]:
+                dec._rgb(dec._latent(r), r)
+            prof.disable()
+            total = (time.process_time() - t0) / n
+            with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as tp:
+                r = records[n + 1]
+                dec._rgb(dec._latent(r), r)
+    stats = pstats.Stats(prof).stats
+    parts = [  # (label, file suffix, function): cumulative time per frame
+        ("entropy decoding of the latent", "video.py", "_latent"),
+        ("  float64 parameter nets: temporal prior + hyper-synthesis", "stem.py", "features"),
+        ("  float64 parameter nets: spatial context + fusion (2 passes)", "stem.py", "forward"),
+        ("  entropy coder (z, then 2 Gaussian passes)", "stages.py", "decode"),
+        ("  scale/mean quantization (2 passes)", "stages.py", "parameters"),
+        ("synthesis and 8-bit output", "video.py", "_rgb"),
+        ("  synthesis transform g_s (float32)", "base.py", "_synthesize_one"),
+        ("    of which inverse GDN", "layers.py", "forward"),
+        ("  to uint8 and crop", "", "to_uint8"),
+        ("  image digest (BLAKE2b)", "codec.py", "image_digest"),
+    ]
+    print(f"1280x720 P-frame decode, {args.threads} thread(s), {n} frames: {total:.3f} CPU s per frame")
+    for label, suffix, func in parts:
+        hits = [(v[1], v[3]) for k, v in stats.items() if k[2] == func and k[0].endswith(suffix)]
+        calls, cum = sum(h[0] for h in hits), sum(h[1] for h in hits)
+        print(f"  {label:<64} {cum / n:7.3f} s  {100 * cum / n / total:5.1f} %  ({calls / n:g} calls)")
+    print(tp.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=15,
+                                                           max_name_column_width=32, max_shapes_column_width=70))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="stem-msh")
     p.add_argument("--gop", type=int, default=32)
-    p.add_argument("--qualities", type=float, nargs="+")
+    p.add_argument("--qualities", type=float, nargs="+", help="RD and ablation qualities")
     p.add_argument("--quality", type=float, help="ablation/speed quality (default: the model's default)")
-    p.add_argument("--crfs", type=int, nargs="+", default=[28, 33, 38, 43])
+    p.add_argument("--crfs", type=int, nargs="+", default=[32, 36, 40, 44], help="x264/x265 CRFs, preset medium")
+    p.add_argument("--slow-crfs", type=int, nargs="+", help="x264/x265 CRFs at preset veryslow (default: --crfs)")
+    p.add_argument("--av1-crfs", type=int, nargs="+", default=[51, 55, 59, 63], help="SVT-AV1 CRFs")
+    p.add_argument("--av1-preset", type=int, default=4, help="SVT-AV1 preset (0 slowest .. 13 fastest)")
+    p.add_argument("--clips", nargs="+", choices=list(CLIPS), default=list(CLIPS), help="RD and ablation clips")
     p.add_argument("--frames", type=int, default=0, help="use only the first N frames of each clip")
-    p.add_argument("--out", default="runs/video/eval")
+    p.add_argument("--out", default="runs/video/rd")
     p.add_argument("--ablation", action="store_true")
     p.add_argument("--speed", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--hd", action="store_true", help="speed at 1280x720")
+    p.add_argument("--profile", action="store_true", help="where a 1280x720 P-frame decode spends its time")
     args = p.parse_args()
     if args.ablation:
         ablation(args)
     elif args.speed:
         speed(args)
+    elif args.profile:
+        profile(args)
     else:
         rd(args)
 

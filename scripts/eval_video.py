@@ -186,6 +186,7 @@ def plot(results: dict, out: Path) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         print("matplotlib not installed: no plots")
         return
@@ -197,6 +198,11 @@ def plot(results: dict, out: Path) -> None:
             for k, pts in res.items():
                 ax.plot([p["bpp"] for p in pts], [p[metric] for p in pts], "o-" if k in OURS else ".--", label=k)
             ax.set(title=name, xlabel="bpp", ylabel=label, xscale="log")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+                lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
+            if not any(np.isfinite(p[metric]) for pts in res.values() for p in pts):
+                ax.set_title(f"{name}: {label} n/a (frames too small)")
             ax.legend(fontsize=7)
         ax = axes[2][j]
         mid = res["ours"][len(res["ours"]) // 2]

@@ -135,8 +135,8 @@ def encode_tree(
     src, dst = Path(src), Path(dst)
     if fmt not in ("tar", "folder") or labels not in ("none", "folder"):
         raise ValueError(f"format must be tar or folder and labels none or folder, got {fmt!r}, {labels!r}")
-    if shard_size < 1:
-        raise InputError(f"--shard-size must be at least 1, got {shard_size}")
+    if shard_size < 1 or batch < 1:
+        raise InputError(f"--shard-size and --batch must be at least 1, got {shard_size} and {batch}")
     if not src.is_dir():
         raise InputError(f"{src} is not a folder")
     if dst.exists() and not dst.is_dir():
@@ -156,13 +156,14 @@ def encode_tree(
                f"{'es' if world > 1 else ''})", disable=not progress or rank != 0, file=sys.stderr, leave=False)
 
     def encoded(paths: list[Path]):
-        """(path, .ncf bytes) of the readable ones among ``paths``, in order, batched."""
-        ok = _loaded(paths, summary, bar.write if progress and rank == 0 else log)
-        bar.update(len(paths) - len(ok))
-        for (p, _), enc in zip(ok, encode_images([im for _, im in ok], loaded.ref, quality, device, batch=batch)):
-            summary.encoded += 1
-            bar.update(1)
-            yield p, enc.data
+        """(path, .ncf bytes) of the readable ones among ``paths``, in order; ``batch`` images in memory."""
+        for i in range(0, len(paths), batch):
+            ok = _loaded(paths[i : i + batch], summary, bar.write if progress and rank == 0 else log)
+            bar.update(len(paths[i : i + batch]) - len(ok))
+            for (p, _), enc in zip(ok, encode_images([im for _, im in ok], loaded.ref, quality, device, batch=batch)):
+                summary.encoded += 1
+                bar.update(1)
+                yield p, enc.data
 
     for s in mine:
         block = blocks[s]
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         if device == "cuda" and "LOCAL_RANK" in os.environ:
             device = f"cuda:{os.environ['LOCAL_RANK']}"
         s = encode_tree(args.src, args.dst, args.model, args.quality, args.shard_size, args.format, args.labels,
-                        max(1, args.batch), device, rank, world, progress=not args.quiet)
+                        args.batch, device, rank, world, progress=not args.quiet)
     except (NeuralCodecError, ValueError, OSError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -112,7 +112,7 @@ def test_unreadable_input_is_one_error_line_and_the_rest_is_done(tree, tmp_path,
 @pytest.mark.parametrize("args, message", [
     (["--model", "nope"], "unknown model"),
     (["--quality", "99"], "quality must be between"),
-    (["--shard-size", "0"], "--shard-size must be at least 1"),
+    (["--shard-size", "0"], "--shard-size and --batch must be at least 1"),
 ])
 def test_bad_arguments_are_one_line_and_status_2(tree, tmp_path, capsys, args, message):
     assert bulk.main(["encode", str(tree), str(tmp_path), "-q", *args]) == 2

@@ -177,6 +177,21 @@ def test_train_only_changes_only_the_named_parameters(tmp_path):
     assert changed and all(k.startswith("g_s.") or k.endswith("quantiles") for k in changed), changed
 
 
+def test_train_only_refuses_to_freeze_what_the_warm_start_did_not_initialize(tmp_path):
+    init = ROOT / "weights" / "mean-scale-hyperprior.safetensors"  # has no context networks
+    cfg = dataclasses.replace(_config(tmp_path, "cb", 1), model="checkerboard-hyperprior", init=str(init),
+                              train_only="g_s.")
+    with pytest.raises(ValueError, match="would freeze"):
+        train(cfg)
+
+
+def test_resume_with_another_train_only_is_refused(tmp_path):
+    init = str(ROOT / "weights" / "mean-scale-hyperprior.safetensors")
+    train(dataclasses.replace(_config(tmp_path, "r", 1), init=init, train_only="g_s."))
+    with pytest.raises(ValueError, match="resume with the same setting"):
+        train(dataclasses.replace(_config(tmp_path, "r", 2), init=init))
+
+
 def test_train_only_matching_nothing_is_refused(tmp_path):
     with pytest.raises(ValueError, match="matches no parameter"):
         train(dataclasses.replace(_config(tmp_path, "none", 1), train_only="nothing."))

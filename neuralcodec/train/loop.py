@@ -30,7 +30,7 @@ from .data import CropSampler
 DEFAULT_LAMBDAS = [0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483]
 MS_SSIM_LAMBDAS = [2.40, 4.58, 8.73, 16.64, 31.73, 60.50]
 DISTORTIONS = ("mse", "ms-ssim")
-MAX_BAD_STEPS = 50  # consecutive steps with non-finite gradients before training stops
+MAX_BAD_STEPS = 50  # consecutive steps with a non-finite loss or gradients before training stops
 
 
 @dataclass
@@ -236,9 +236,16 @@ def train(cfg: TrainConfig) -> Path:
     fresh: list[str] = []
     if cfg.init:
         fresh = warm_start(model, cfg.init)  # also on resume: it decides the parameter groups
+        params = dict(model.named_parameters())
+        if frozen_fresh := [n for n in fresh if n in params and not params[n].requires_grad]:
+            raise ValueError(f"--train_only {cfg.train_only!r} would freeze {len(frozen_fresh)} tensors that "
+                             f"{cfg.init} did not initialize (e.g. {frozen_fresh[0]})")
         if rank == 0 and ck is None:
             print(f"warm start from {cfg.init}; {len(fresh)} tensors keep their initialization")
     if ck is not None:
+        if ck["config"].get("train_only", "") != cfg.train_only:
+            raise ValueError(f"{ckpt_path} was trained with --train_only {ck['config'].get('train_only', '')!r}, "
+                             f"not {cfg.train_only!r}: resume with the same setting or start a new --out")
         model.load_state_dict(ck["model"])
     model.to(device)
     if cfg.channels_last:
@@ -301,8 +308,14 @@ def train(cfg: TrainConfig) -> Path:
         opt.zero_grad(set_to_none=True)
         res["loss"].backward()
         # Gradients are identical on every rank after DDP's all-reduce, so all ranks skip together.
-        grad_norm = torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)
-        finite = bool(torch.isfinite(grad_norm)) and bool(torch.isfinite(res["loss"]))
+        # Gradients are identical on every rank after DDP's all-reduce, the loss is not: its flag is
+        # reduced too, so all ranks skip together (a non-finite loss with finite gradients happens
+        # when the non-finite term does not reach the trained parameters, e.g. --train_only g_s.).
+        ok = torch.isfinite(torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)) & torch.isfinite(res["loss"].detach())
+        if world > 1:
+            ok = ok.to(torch.int32)
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        finite = bool(ok)
         if finite:
             opt.step()
         aux_opt.zero_grad(set_to_none=True)
@@ -323,7 +336,7 @@ def train(cfg: TrainConfig) -> Path:
         else:
             skipped, in_a_row = skipped + 1, in_a_row + 1
             if in_a_row >= MAX_BAD_STEPS:
-                raise FloatingPointError(f"{in_a_row} steps in a row had non-finite gradients (step {step}); "
+                raise FloatingPointError(f"{in_a_row} steps in a row had a non-finite loss or gradients (step {step}); "
                                          "lower --lr or resume from an earlier checkpoint")
         if log and step % cfg.log_every == 0:
             n = cfg.log_every - skipped
@@ -332,7 +345,7 @@ def train(cfg: TrainConfig) -> Path:
                 rec.update({k: v / n for k, v in acc.items()})
                 rec["psnr"] = -10 * math.log10(max(rec["mse"], 1e-10))
             if skipped:
-                rec["skipped"] = skipped  # steps of this window left out: non-finite gradients
+                rec["skipped"] = skipped  # steps of this window left out: non-finite loss or gradients
             skipped = 0
             log.write(json.dumps(rec) + "\n")
             log.flush()

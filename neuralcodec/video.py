@@ -128,7 +128,8 @@ def encode_video(
     ``frames`` limits how many frames are coded; ``on_frame`` sees every coded frame (with its
     reconstruction if ``reconstruct``).
     """
-    from .io.video import open_video, publish
+    from .io.files import publish
+    from .io.video import open_video
 
     if frames is not None and frames < 1:
         raise ValueError("--frames must be at least 1")

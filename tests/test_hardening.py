@@ -19,18 +19,18 @@ from neuralcodec.errors import (
     PixelLimitError,
     ReconstructionMismatchWarning,
 )
-from neuralcodec.models import DEFAULT_MODEL
 from neuralcodec.models.weights import load_model
 
 from .conftest import crop
 
-LOADED = load_model(DEFAULT_MODEL)
+MODEL = "mean-scale-hyperprior"  # the tests below count its two sections (hyper-latent, latent)
+LOADED = load_model(MODEL)
 
 
 @pytest.fixture(scope="module")
 def small(photo) -> bytes:
-    """A 64x64 file of the default model, without an image digest (what `ncodec encode` writes)."""
-    return nc.encode_image(crop(photo, 64, 64, 100, 60)).data
+    """A 64x64 file of MODEL, without an image digest (what `ncodec encode` writes)."""
+    return nc.encode_image(crop(photo, 64, 64, 100, 60), model=MODEL).data
 
 
 def rewrite(data: bytes, minor: int = 1, sections=None, **fields) -> bytes:
@@ -40,8 +40,8 @@ def rewrite(data: bytes, minor: int = 1, sections=None, **fields) -> bytes:
 
 
 def crafted(height: int, width: int, n_sections: int = 2) -> bytes:
-    """A CRC-valid file of the default model claiming ``height`` x ``width`` with empty sections."""
-    header = bitstream.Header(DEFAULT_MODEL, LOADED.digest, int(LOADED.default_quality * 1000), height, width,
+    """A CRC-valid file of MODEL claiming ``height`` x ``width`` with empty sections."""
+    header = bitstream.Header(MODEL, LOADED.digest, int(LOADED.default_quality * 1000), height, width,
                               3, 8, 0, 0, 1, bytes(16), bytes(16))
     return bitstream.pack(header, [struct.pack("<I", 0)] * n_sections)
 
@@ -97,7 +97,7 @@ def test_latent_digest_is_checked_before_the_synthesis(small, no_synthesis):
 
 
 def test_truncated_section_is_caught_by_the_length_rule(photo):
-    data = nc.encode_image(crop(photo, 128, 128)).data
+    data = nc.encode_image(crop(photo, 128, 128), model=MODEL).data
     c = bitstream.unpack(data)
     y = c.sections[1]
     short = y[:4] + y[len(y) - (len(y) - 4) // 8 // 4 * 4 :]  # escape count + the last eighth of the words
@@ -182,3 +182,6 @@ def test_outputs_get_the_permissions_of_a_new_file(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "a.ncf").stat().st_mode & 0o777 == 0o644
+    (tmp_path / "a.ncf").chmod(0o600)  # a private file stays private when overwritten
+    write_atomic(tmp_path / "a.ncf", b"y")
+    assert (tmp_path / "a.ncf").stat().st_mode & 0o777 == 0o600

@@ -16,10 +16,15 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def publish(tmp: Path, path: Path) -> None:
-    """Give a finished temporary file the permissions a new file gets (mkstemp's are 0600) and move it into place."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    """Move a finished temporary file into place with the permissions of the file it replaces, or
+    those a new file gets (mkstemp's are 0600)."""
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
     os.replace(tmp, path)
 
 

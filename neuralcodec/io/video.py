@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .files import publish  # noqa: F401  (re-exported: neuralcodec.video imports it from here)
+from .files import publish
 
 CONTAINER_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".y4m", ".yuv"}
 OUTPUT_SUFFIXES = {".mkv", ".y4m", ".mp4"}

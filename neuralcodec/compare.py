@@ -307,7 +307,8 @@ def write_report(
     ``results`` their means and ``bd`` the mean curves' BD-rates. Images are ranked by ``model``'s
     own BD-rate (PSNR-RGB) against ``reference`` on each image; the best and the worst get a
     comparison figure at the model's default quality. Files: ``index.md``, ``rd.png``,
-    ``per_image.json``, ``compare_best.png`` and ``compare_worst.png``."""
+    ``per_image.json``, ``compare_best.png`` and ``compare_worst.png`` (only ``compare_best.png``
+    when a single image can be ranked)."""
     from . import evaluation as ev
     from .io.files import write_atomic
 
@@ -326,9 +327,8 @@ def write_report(
     write_atomic(folder / "per_image.json", json.dumps(_finite(summary), indent=1, allow_nan=False).encode())
 
     figures = []
-    for which, row in (("best", ranked[0] if ranked else None), ("worst", ranked[-1] if ranked else None)):
-        if row is None:
-            continue
+    picks = [("best", ranked[0]), ("worst", ranked[-1])] if len(ranked) > 1 else [("best", r) for r in ranked]
+    for which, row in picks:
         fig, chunks = compare(images[names.index(row["image"])], row["image"], model, device=device)
         save_png(fig, chunks, folder / f"compare_{which}.png")
         figures.append((which, row))

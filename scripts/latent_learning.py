@@ -262,14 +262,13 @@ def main() -> None:
         stem = nn.Identity() if name.startswith("latent") else nn.Conv2d(3, 48, 16, stride=16)
         results[name] = run(name, classifier(stem), train, test, args.epochs, args.batch, cached)
         results[name]["threads"] = args.threads
-    if args.json:
-        path = Path(args.json)
-        merged = json.loads(path.read_text()) if path.exists() else {}
-        merged.update(results)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(merged, indent=2))
-        results = merged
-    report(results)
+        if args.json:  # after each pipeline, so an interrupted run keeps what it measured
+            path = Path(args.json)
+            merged = json.loads(path.read_text()) if path.exists() else {}
+            merged[name] = results[name]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(merged, indent=2))
+    report(json.loads(Path(args.json).read_text()) if args.json else results)
 
 
 if __name__ == "__main__":

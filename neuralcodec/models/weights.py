@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import ModelError, WeightsMismatchError
+from ..io.files import publish
 from .base import ImageCodec
 from .manifest import MANIFEST, add_version, find_version, parse_ref, read_manifest, versions, weights_dir
 from .registry import get_spec
@@ -152,7 +153,7 @@ def export_weights(model: ImageCodec, model_id: str, info: dict, folder: Path | 
     else:
         n = 1 if newest is None else newest["version"] + 1
         path = folder / (f"{model_id}.safetensors" if n == 1 else f"{model_id}@{n}.safetensors")
-        os.replace(tmp, path)
+        publish(tmp, path)  # safetensors writes 0600
     entry = {**info, "file": path.name, "sha256": digest, "config": get_spec(model_id).config}
     add_version(manifest, model_id, entry)
     tmp = folder / (MANIFEST + ".tmp")

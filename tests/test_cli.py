@@ -41,7 +41,7 @@ def test_encode_decode_info(small_png, tmp_path):
     info = json.loads(run_cli("info", str(ncf), "--json").stdout)
     assert info["width"] == 96 and info["bytes"] == ncf.stat().st_size
     assert info["quality"] == load_model(DEFAULT_MODEL).default_quality
-    assert "mean-scale-hyperprior" in run_cli("info", str(ncf)).stdout
+    assert DEFAULT_MODEL in run_cli("info", str(ncf)).stdout
 
 
 def test_decoded_file_equals_api_reconstruction(small_png, tmp_path):

@@ -9,6 +9,7 @@ from PIL import Image
 
 from neuralcodec.compare import ZOOM, baseline_panel, detail_region, figure_size, match_size, read_chunks
 from neuralcodec.evaluation import pillow_decode, pillow_encode
+from neuralcodec.models import DEFAULT_MODEL
 
 from .conftest import SAMPLES, run_cli
 from .test_cli import assert_one_line_error
@@ -41,7 +42,7 @@ def test_figure_size_follows_the_layout(figure):
 def test_text_chunks_label_every_panel(figure):
     rec = read_chunks(figure)
     assert [p["codec"] for p in rec["panels"]] == ["original", "ours", "JPEG", "WebP", "AVIF"]
-    assert rec["model"] == "mean-scale-hyperprior" and rec["quality"] == 1.75
+    assert rec["model"] == DEFAULT_MODEL and rec["quality"] == 1.75
     with Image.open(figure) as im:
         for p in rec["panels"][1:]:
             assert p["label"][2] == f"{p['bytes']:,} B, {p['bpp']:.3f} bpp"

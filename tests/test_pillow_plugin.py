@@ -10,6 +10,7 @@ from PIL import Image, UnidentifiedImageError
 
 import neuralcodec
 from neuralcodec.codec import DecodedImage, decode, encode_image
+from neuralcodec.models import DEFAULT_MODEL
 
 from .conftest import ROOT, crop
 
@@ -45,7 +46,7 @@ def test_open_decodes_the_pixels_decode_returns(ncf):
 def test_info_carries_the_header_fields(ncf):
     with Image.open(ncf) as im:
         assert {k: im.info[k] for k in ("model", "quality", "version", "width", "height")} == {
-            "model": "mean-scale-hyperprior", "quality": 1.0, "version": "1.1", "width": 64, "height": 48}
+            "model": DEFAULT_MODEL, "quality": 1.0, "version": "1.1", "width": 64, "height": 48}
         assert "icc_profile" not in im.info
 
 

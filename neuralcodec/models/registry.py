@@ -65,7 +65,7 @@ _SPECS = [
 ]
 
 REGISTRY: dict[str, ModelSpec] = {s.id: s for s in _SPECS}
-DEFAULT_MODEL = "mean-scale-hyperprior"
+DEFAULT_MODEL = "elic-context-hyperprior"  # best shipped model (docs/benchmarks.md); 1.3x the hyperprior's decode time
 
 
 def get_spec(model_id: str) -> ModelSpec:

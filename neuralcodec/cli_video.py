@@ -79,7 +79,7 @@ def _fps(text: str | None):
 
 def cmd_encode(args: argparse.Namespace) -> int:
     from .models import DEFAULT_MODEL
-    from .models.video_registry import DEFAULT_VIDEO_MODEL, get_video_spec
+    from .models.video_registry import DEFAULT_VIDEO_MODEL, VIDEO_REGISTRY
 
     if len(args.inputs) != 1:
         raise InputError("video encoding takes one input")
@@ -89,8 +89,14 @@ def cmd_encode(args: argparse.Namespace) -> int:
         raise InputError(f"{dst}: video output must end in {NCV_SUFFIX}")
     if dst.exists() and not args.force:
         raise InputError(f"{dst} exists (use --force to overwrite)")
-    model = DEFAULT_VIDEO_MODEL if args.model == DEFAULT_MODEL else args.model
-    get_video_spec(model)
+    # the image-model default means the video default; an image model names the video model built on it
+    by_image = {s.image_model: s.id for s in VIDEO_REGISTRY.values()}
+    model = DEFAULT_VIDEO_MODEL if args.model == DEFAULT_MODEL else by_image.get(args.model, args.model)
+    if model not in VIDEO_REGISTRY:
+        from .cli import UsageError
+
+        raise UsageError(f"unknown video model '{model}' (known: {', '.join(sorted(VIDEO_REGISTRY))}, or the image "
+                         f"model one codes frames with: {', '.join(sorted(by_image))})")
     if args.gop < 0 or (args.frames is not None and args.frames < 1):
         raise InputError("--gop must be >= 0 and --frames >= 1")
     from .io.video import open_video, parse_size

@@ -271,3 +271,15 @@ def test_odd_sized_420_output_is_refused_before_writing(tmp_path):
     with pytest.raises(InputError, match="even width"):
         VideoWriter(tmp_path / "o.mp4", 65, 48, 25)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_image_model_names_the_video_model_built_on_it(tmp_path, capsys):
+    """`--model mean-scale-hyperprior` on a video means stem-msh, which codes frames with it."""
+    from neuralcodec.cli import main
+
+    write_png_folder(tmp_path / "frames", moving_frames(2))
+    out = tmp_path / "c.ncv"
+    assert main(["encode", str(tmp_path / "frames"), "-o", str(out), "--model", "mean-scale-hyperprior", "-q"]) == 0
+    assert main(["info", str(out), "--json"]) == 0
+    assert __import__("json").loads(capsys.readouterr().out)["model"] == "stem-msh"
+    assert main(["encode", str(tmp_path / "frames"), "-o", str(tmp_path / "d.ncv"), "--model", "factorized-prior"]) == 2

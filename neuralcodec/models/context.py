@@ -141,22 +141,18 @@ class ContextHyperprior(Hyperprior):
         B, _, H, W = y_hat.shape
         anchor = anchor_mask(H, W, device=y_hat.device)
         parts = [(anchor, False), (~anchor, True)] if self.checkerboard else [(torch.ones_like(anchor), False)]
-        step = H if H <= 4 * self.band_above else 4 * self.band
+        step = H if H <= 4 * self.band_above else 4 * self.band  # one band on small latents
         for k, (c0, c1) in enumerate(self.bounds):
             chan = nets.channel[k](y_hat[:, :c0]) if k and step == H else None  # once per group
             for pos, spatial in parts:
-                if step == H:
-                    scales, means = self._params(nets, k, hyper, chan, y_hat[:, c0:c1] if spatial else None)
-                    indexes, means_q = self._y_stage.parameters(scales, means)
-                    yield k, pos, indexes, means_q
-                    continue
                 indexes = torch.empty((B, c1 - c0, H, W), dtype=torch.int32, device=y_hat.device)
                 means_q = torch.empty(indexes.shape, dtype=torch.int64, device=y_hat.device)
                 for r0 in range(0, H, step):
-                    release_free_memory()
+                    if step < H:
+                        release_free_memory()
                     r1 = min(r0 + step, H)
                     a, b = window((r0, r1), 2, H)
-                    band_chan = nets.channel[k](y_hat[:, :c0, a:b]) if k else None
+                    band_chan = chan if step == H or not k else nets.channel[k](y_hat[:, :c0, a:b])
                     scales, means = self._params(nets, k, hyper[..., a:b, :], band_chan,
                                                  y_hat[:, c0:c1, a:b] if spatial else None)
                     idx, mq = self._y_stage.parameters(scales, means)

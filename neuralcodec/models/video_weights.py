@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import ModelError, WeightsMismatchError
+from ..io.files import publish
 from .stem import StemCodec, TemporalEntropyModel
 from .video_registry import DEFAULT_VIDEO_MODEL, VIDEO_REGISTRY, VideoSpec, get_video_spec  # noqa: F401
 from .weights import MANIFEST, LoadedModel, file_digest, load_model_for_digest, load_state, read_manifest, verified_file, weights_dir
@@ -78,7 +79,7 @@ def export_video_weights(model: TemporalEntropyModel, model_id: str, image: Load
     tmp = path.with_suffix(".tmp")
     save_file(state, str(tmp), metadata={"model_id": model_id, "image_model": image.model_id,
                                          "image_sha256": image.digest.hex()})
-    os.replace(tmp, path)
+    publish(tmp, path)  # safetensors writes 0600
     manifest = read_manifest(folder)  # re-read right before writing: other keys are kept as they are
     entry = dict(info)
     entry.update({"file": path.name, "sha256": file_digest(path).hex(), "image_model": image.model_id,

@@ -98,11 +98,20 @@ def status(model: str) -> None:
         rate = (steps[-1]["step"] - steps[-2]["step"]) / (steps[-1]["sec"] - steps[-2]["sec"])
         print(f"  {rate:.2f} steps/s; last window: bpp {steps[-1]['bpp']:.3f}, PSNR {steps[-1]['psnr']:.2f} dB (training crops)")
     hours, total, last = {}, 0.0, 0.0  # wall time up to each step; 'sec' restarts at every resume
+    segments: list[list[dict]] = []  # one per (re)start, for its mean speed
     for r in recs:
         if "sec" in r:
+            if not segments or r["sec"] < last:
+                segments.append([])
+            segments[-1].append(r)
             total += r["sec"] - last if r["sec"] >= last else r["sec"]
             last = r["sec"]
         hours[r["step"]] = total / 3600
+    for seg in segments[-4:]:
+        a, b = seg[0], seg[-1]
+        if b["sec"] > a["sec"]:
+            print(f"  steps {a['step']}-{b['step']}: {(b['step'] - a['step']) / (b['sec'] - a['sec']):.2f} steps/s "
+                  "(one start of the run, probes included)")
     for r in probes[-8:]:
         pts = ", ".join(f"q{p['quality']:g} {p['bpp']:.3f} bpp {p['psnr']:.2f} dB" for p in r["kodak"])
         print(f"  step {r['step']} ({hours[r['step']]:.2f} h): Kodak probe {pts}")

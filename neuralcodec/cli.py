@@ -492,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also reconstruct: print PSNR and record the image digest decoders check")
     e.add_argument("--effort", type=int, default=0, choices=range(7), metavar="N",
                    help="0-6: refine each image's latents before coding, smaller files at the same "
-                        "quality, slower (0: one pass, default; 6: about 25 s per 768x512 image on one core)")
+                        "quality, slower (0: one pass, default; 6: about 45 s per 768x512 image on one core)")
     e.add_argument("--metadata", default="icc", metavar="LIST",
                    help="source metadata the file keeps, written back on decode: none, all, or a comma list "
                         "of icc, exif, xmp (default icc; EXIF orientation is always applied to the pixels)")

@@ -15,6 +15,7 @@ measurement can run in pieces and be resumed; the table is printed from the cach
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -41,12 +42,18 @@ def measure(ref: np.ndarray, model: str, quality: float, effort: int) -> dict:
     return {"bpp": enc.bpp, "psnr": psnr(ref, dec.rgb), "encode_cpu_s": cpu, "encode_wall_s": wall}
 
 
+def plan(effort: int) -> dict:
+    """The refinement schedule of an effort level, as stored with each row."""
+    return dataclasses.asdict(refine.schedule(effort))
+
+
 def load_cache(path: Path) -> dict[tuple, dict]:
     rows = {}
     if path.exists():
         for line in path.read_text().splitlines():
             r = json.loads(line)
-            rows[(r["model"], r["effort"], r["quality"], r["image"])] = r
+            if r.get("schedule") == plan(r["effort"]):  # rows of another schedule are not reused
+                rows[(r["model"], r["effort"], r["quality"], r["image"])] = r
     return rows
 
 
@@ -103,7 +110,7 @@ def main() -> None:
                     if (args.model, e, q, i) in rows:
                         continue
                     r = {"model": args.model, "effort": e, "quality": q, "image": i, "threads": args.threads,
-                         **measure(ref, args.model, q, e)}
+                         "schedule": plan(e), **measure(ref, args.model, q, e)}
                     rows[(args.model, e, q, i)] = r
                     with open(out, "a") as f:
                         f.write(json.dumps(r) + "\n")

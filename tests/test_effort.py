@@ -109,3 +109,15 @@ def test_effort_falls_back_to_one_pass_above_the_size_limit(monkeypatch, photo):
     with pytest.warns(UserWarning, match="coded with effort 0"):
         big = nc.encode_image(im, effort=3).data
     assert big == nc.encode_image(im).data
+
+
+@pytest.mark.parametrize("model", REFINABLE)
+def test_rate_of_latents_far_from_the_prior_stays_finite(model):
+    """float16 weights store compressai's 1e-9 likelihood floor as 0: loading must keep the built
+    floor, else an outlying latent has likelihood 0, the rate is infinite and refinement skips
+    every step (it did on elic-context-hyperprior until session 6)."""
+    m = load_model(model).model
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    y, z = m.analyze(x, 1.0)
+    _, liks = m.relaxed(y + 1e3, None if z is None else z + 1e3, 1.0, torch.round)
+    assert all(bool((lik > 0).all()) for lik in liks)

@@ -123,3 +123,13 @@ def test_stepped_factorized_tables_code_at_the_trained_rate(model_id):
         assert abs(bits - estimate) < 0.03 * estimate + 96, (q, bits, estimate)
         sizes.append(bits)
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+
+
+def test_warm_start_keeps_the_built_likelihood_floors():
+    """Shipped float16 weights hold the 1e-9 likelihood floor as 0; a warm start (and a resume)
+    must not copy that into a model being trained (an infinite rate skips the step)."""
+    model = get_spec("elic-context-hyperprior").build()
+    floors = {n: b.clone() for n, b in model.named_buffers() if n.endswith("likelihood_lower_bound.bound")}
+    warm_start(model, str(weights_dir() / "elic-context-hyperprior.safetensors"))
+    after = dict(model.named_buffers())
+    assert floors and all(torch.equal(after[n], b) and float(b) > 0 for n, b in floors.items())

@@ -26,8 +26,8 @@ from .transforms import Rounder
 
 MAX_EFFORT = 6
 # Gradient steps per effort level (index = effort): encode time doubles per level, and effort 6
-# takes about 25 CPU-seconds for a 768x512 image on one thread (docs/benchmarks.md).
-STEPS = (0, 2, 4, 8, 16, 32, 64)
+# takes about 45 CPU-seconds for a 768x512 image on one thread (docs/benchmarks.md).
+STEPS = (0, 4, 8, 16, 32, 64, 128)
 Z_FROM_EFFORT = 1  # from this effort on the hyper-latent z is refined together with y
 # compressai's MSE lambdas, which every shipped model was trained with (manifest "training.lambdas")
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483)
@@ -51,8 +51,9 @@ def schedule(effort: int) -> Schedule:
     if not 0 <= effort <= MAX_EFFORT:
         raise ValueError(f"effort must be an integer from 0 to {MAX_EFFORT}, got {effort}")
     steps = STEPS[effort]
-    # short runs need smaller steps: the SGA noise does not average out (tuned on Kodak 1 and 5)
-    return Schedule(steps, refine_z=effort >= Z_FROM_EFFORT, lr=min(0.04, 0.005 * math.sqrt(steps)))
+    # short runs need smaller steps: the SGA noise does not average out (tuned on Kodak 1 and 5);
+    # 0.02 from 16 steps on (tuned on elic-context-hyperprior@5, Kodak 1, 7 and 19)
+    return Schedule(steps, refine_z=effort >= Z_FROM_EFFORT, lr=min(0.02, 0.005 * math.sqrt(steps)))
 
 
 def trained_lambdas(model_id: str) -> list[float]:

@@ -28,6 +28,10 @@ from .registry import get_spec
 _SIZED_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 # tensors that define the coding tables (computed after rounding) keep float32 in half exports
 _FULL_PRECISION = ("quantiles", "scale_table")
+# constants of compressai's training-style likelihoods, not weights: float16 files store their
+# 1e-9 floor as 0, which made -log2(likelihood) infinite in --effort and in warm starts. Loading
+# keeps the values the model was built with; the coding tables never read them.
+_CONSTANT_BUFFERS = ("likelihood_lower_bound.bound",)
 
 
 def file_digest(path: Path) -> bytes:
@@ -67,12 +71,14 @@ class LoadedModel:
             raise ValueError(f"quality must be between {lo:g} and {hi:g} for '{self.ref}', got {quality:g}")
 
 
-def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load a state dict, resizing compressai's table buffers to the sizes stored in it."""
+def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], strict: bool = True) -> None:
+    """Load a state dict, resizing compressai's table buffers to the sizes stored in it; the
+    likelihood floors keep their built values (``_CONSTANT_BUFFERS``)."""
     for name, buf in model.named_buffers():
         if name.endswith(_SIZED_BUFFERS) and name in state:
             buf.resize_(state[name].shape)
-    model.load_state_dict(state)
+    built = {n: b for n, b in model.state_dict().items() if n.endswith(_CONSTANT_BUFFERS)}
+    model.load_state_dict({**state, **{n: b.clone() for n, b in built.items()}}, strict=strict)
 
 
 def load_model(model: str, device: str = "cpu") -> LoadedModel:

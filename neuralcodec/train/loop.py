@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .._compressai import EntropyBottleneck
 from ..models.registry import get_spec
+from ..models.weights import load_state
 from .data import CropSampler
 
 # Lagrange multipliers of the trained operating points (quality 1..L): for MSE on the 0..255
@@ -102,7 +103,7 @@ def warm_start(model: torch.nn.Module, path: str) -> list[str]:
         state = torch.load(path, weights_only=True, map_location="cpu")["model"]
     own = model.state_dict()
     copied = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(copied, strict=False)
+    load_state(model, copied, strict=False)
     return sorted(set(own) - set(copied))
 
 
@@ -246,7 +247,7 @@ def train(cfg: TrainConfig) -> Path:
         if ck["config"].get("train_only", "") != cfg.train_only:
             raise ValueError(f"{ckpt_path} was trained with --train_only {ck['config'].get('train_only', '')!r}, "
                              f"not {cfg.train_only!r}: resume with the same setting or start a new --out")
-        model.load_state_dict(ck["model"])
+        load_state(model, ck["model"])
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)

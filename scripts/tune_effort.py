@@ -34,6 +34,8 @@ def crops(folder: str, names: list[str], size: int) -> list[torch.Tensor]:
     out = []
     for name in names:
         a = np.asarray(Image.open(Path(folder) / f"{name}.png").convert("RGB"))
+        if min(a.shape[:2]) < size:
+            raise SystemExit(f"{name}: {a.shape[1]}x{a.shape[0]} is smaller than --crop {size}")
         t, left = (a.shape[0] - size) // 2, (a.shape[1] - size) // 2
         out.append(torch.from_numpy(a[t : t + size, left : left + size].copy()).permute(2, 0, 1)[None].float().div(255))
     return out
@@ -60,8 +62,8 @@ def main() -> None:
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
-    model = load_model(args.model).model
-    lambdas = refine.trained_lambdas(args.model.split("@")[0])
+    loaded = load_model(args.model)
+    model, lambdas = loaded.model, refine.trained_lambdas(loaded.model_id)  # as the encoder does
     images = crops(args.data, args.images.split(","), args.crop)
     qualities = [float(q) for q in args.qualities.split(",")]
     base = refine.schedule(refine.MAX_EFFORT)

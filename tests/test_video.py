@@ -1,6 +1,7 @@
 """Video codec (.ncv): exact round trip, P-frames are the image model's synthesis, seeking, GOPs,
 damaged and cut-short files, odd sizes, YUV and RGB sources. Tiny frames keep each test fast."""
 
+import json
 import warnings
 
 import numpy as np
@@ -246,7 +247,7 @@ def test_cli_encode_info_decode(tmp_path, capsys):
     write_png_folder(tmp_path / "frames", moving_frames(3))
     assert main(["encode", str(tmp_path / "frames"), "-o", str(tmp_path / "c.ncv"), "--gop", "2", "--fps", "30", "-q"]) == 0
     assert main(["info", str(tmp_path / "c.ncv"), "--json"]) == 0
-    info = __import__("json").loads(capsys.readouterr().out)
+    info = json.loads(capsys.readouterr().out)
     assert info["frames"] == 3 and info["frame_types"] == "IPI" and info["fps"] == "30/1" and info["gop"] == 2
     assert main(["decode", str(tmp_path / "c.ncv"), "-o", str(tmp_path / "out") + "/", "-q"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000001.png", "000002.png", "000003.png"]
@@ -281,5 +282,5 @@ def test_cli_image_model_names_the_video_model_built_on_it(tmp_path, capsys):
     out = tmp_path / "c.ncv"
     assert main(["encode", str(tmp_path / "frames"), "-o", str(out), "--model", "mean-scale-hyperprior", "-q"]) == 0
     assert main(["info", str(out), "--json"]) == 0
-    assert __import__("json").loads(capsys.readouterr().out)["model"] == "stem-msh"
+    assert json.loads(capsys.readouterr().out)["model"] == "stem-msh"
     assert main(["encode", str(tmp_path / "frames"), "-o", str(tmp_path / "d.ncv"), "--model", "factorized-prior"]) == 2

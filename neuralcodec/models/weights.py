@@ -77,8 +77,8 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], strict: b
     for name, buf in model.named_buffers():
         if name.endswith(_SIZED_BUFFERS) and name in state:
             buf.resize_(state[name].shape)
-    built = {n: b for n, b in model.state_dict().items() if n.endswith(_CONSTANT_BUFFERS)}
-    model.load_state_dict({**state, **{n: b.clone() for n, b in built.items()}}, strict=strict)
+    built = {n: b.clone() for n, b in model.state_dict().items() if n.endswith(_CONSTANT_BUFFERS)}
+    model.load_state_dict({**state, **built}, strict=strict)
 
 
 def load_model(model: str, device: str = "cpu") -> LoadedModel:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from neuralcodec.train.loop import TrainConfig, lambda_for_quality, train
+from neuralcodec.train.loop import TrainConfig, lambda_for_quality, sample_qualities, train
 
 from .conftest import SAMPLES
 
@@ -215,3 +215,20 @@ def test_channels_last_is_a_layout_not_a_different_model(tmp_path):
                    weights_only=True)
     for k, v in a["model"].items():
         assert torch.allclose(v, b["model"][k], rtol=0, atol=2 * cfg.lr * cfg.steps * 1.01), k
+
+
+def test_resume_takes_this_runs_learning_rate(tmp_path):
+    """A branch resumed with another --lr (e.g. a lower campaign lr) trains at that lr, not at
+    the one its checkpoint's optimizer state was saved with."""
+    train(_config(tmp_path, "lr", 2))
+    ck = torch.load(train(dataclasses.replace(_config(tmp_path, "lr", 3), lr=1e-5)), weights_only=True)
+    assert [g["lr"] for g in ck["opt"]["param_groups"]] == [1e-5]
+
+
+def test_quality_tilt_moves_samples_to_the_top():
+    """tilt 0 draws qualities uniformly over [1, L] (mean 1 + (L - 1) / 2); tilt 1 with a linear
+    ramp toward the top (mean 1 + 2 (L - 1) / 3), from the same random numbers."""
+    flat = sample_qualities(100_000, 6, 0.0, torch.Generator().manual_seed(0))
+    ramp = sample_qualities(100_000, 6, 1.0, torch.Generator().manual_seed(0))
+    assert 1 <= flat.min() and flat.max() <= 6 and 1 <= ramp.min() and ramp.max() <= 6
+    assert abs(flat.mean().item() - 3.5) < 0.02 and abs(ramp.mean().item() - (1 + 10 / 3)) < 0.02

@@ -57,6 +57,7 @@ class TrainConfig:
     device: str = "auto"  # auto: this process's CUDA device if there is one, else cpu
     precision: str = "bf16"  # or fp32; bf16 autocast: 2x faster on this CPU, same RD at equal steps (docs/benchmarks.md)
     fixed_quality: float = 0.0  # > 0: train one operating point (fixed-rate baseline) instead of the range
+    quality_tilt: float = 0.0  # > 0: sample qualities with density ~ position^tilt (0: uniform, 1: linear ramp to the top)
     eval_every: int = 0  # steps between Kodak probes with real coding (0: never)
     eval_data: str = "../shared/data/kodak"
     eval_images: int = 4
@@ -90,6 +91,14 @@ def lambda_for_quality(quality: Tensor, lambdas: list[float]) -> Tensor:
     low = pos.floor().long().clamp(max=len(lambdas) - 2)
     t = pos - low
     return (log_l[low] * (1 - t) + log_l[low + 1] * t).exp().float()
+
+
+def sample_qualities(n: int, levels: int, tilt: float, gen: torch.Generator) -> Tensor:
+    """(n,) float qualities in [1, levels]; density ~ (q - 1)^tilt (tilt 0: uniform)."""
+    u = torch.rand(n, generator=gen)
+    if tilt:
+        u = u ** (1 / (1 + tilt))  # density (1 + tilt) * u^tilt
+    return 1 + u * (levels - 1)
 
 
 def warm_start(model: torch.nn.Module, path: str) -> list[str]:
@@ -263,7 +272,9 @@ def train(cfg: TrainConfig) -> Path:
     aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     if ck is not None:
-        opt.load_state_dict(ck["opt"])
+        opt.load_state_dict(ck["opt"])  # also restores the saved groups' base_lr: this run's --lr wins
+        for g, built in zip(opt.param_groups, [g for g in groups if g["params"]]):
+            g["base_lr"] = built["base_lr"]
         aux_opt.load_state_dict(ck["aux_opt"])
         gen.set_state(ck["gen"])
         set_rng_state(ck, device)
@@ -299,7 +310,7 @@ def train(cfg: TrainConfig) -> Path:
         x = sampler.sample(cfg.batch, gen)[local].to(device)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        quality = (1 + torch.rand(cfg.batch, generator=gen) * (model.levels - 1))[local]
+        quality = sample_qualities(cfg.batch, model.levels, cfg.quality_tilt, gen)[local]
         if cfg.fixed_quality:
             quality = torch.full_like(quality, cfg.fixed_quality)
         lam = lambda_for_quality(quality, lambdas).to(device)

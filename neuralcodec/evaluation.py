@@ -99,17 +99,39 @@ def pillow_point(images: list[np.ndarray], codec_name: str, quality: int) -> Poi
     return mean_point(pillow_points(images, codec_name, quality))
 
 
-def pillow_points(images: list[np.ndarray], codec_name: str, quality: int) -> list[Point]:
-    """Per image: bpp, PSNR, MS-SSIM and encode/decode seconds of a Pillow codec at ``quality``."""
-    rows = []
+def pillow_points(images: list[np.ndarray], codec_name: str, quality: int, cache: dict | None = None) -> list[Point]:
+    """Per image: bpp, PSNR, MS-SSIM and encode/decode seconds of a Pillow codec at ``quality``.
+
+    ``cache`` (key -> point, e.g. kept in a JSON file between runs) skips what was measured before
+    on the same pixels with the same Pillow and codec library; the seconds are then the stored ones.
+    """
+    points = []
     for ref in images:
+        key = _cache_key(ref, codec_name, quality) if cache is not None else ""
+        if key and key in cache:
+            points.append(dict(cache[key]))
+            continue
         t0 = time.perf_counter()
         data = pillow_encode(ref, codec_name, quality)
         t1 = time.perf_counter()
         dec = pillow_decode(data)
         t2 = time.perf_counter()
-        rows.append((len(data) * 8 / (ref.shape[0] * ref.shape[1]), psnr(ref, dec), ms_ssim(ref, dec), t1 - t0, t2 - t1))
-    return _per_image(quality, rows)
+        row = (len(data) * 8 / (ref.shape[0] * ref.shape[1]), psnr(ref, dec), ms_ssim(ref, dec), t1 - t0, t2 - t1)
+        points += _per_image(quality, [row])
+        if key:
+            cache[key] = points[-1]
+    return points
+
+
+def _cache_key(ref: np.ndarray, codec_name: str, quality: int) -> str:
+    import hashlib
+
+    import PIL
+    from PIL import features
+
+    lib = {"jpeg": "jpg"}.get(codec_name, codec_name)
+    pixels = hashlib.sha256(repr(ref.shape).encode() + np.ascontiguousarray(ref).tobytes()).hexdigest()[:32]
+    return f"{codec_name}:{quality}:{PILLOW[codec_name][2]}:Pillow {PIL.__version__}:{lib} {features.version(lib)}:{pixels}"
 
 
 def ms_ssim_db(values: list[float]) -> list[float]:
@@ -144,16 +166,17 @@ def compressai_json(name: str, points: list[Point], description: str) -> dict:
 
 def evaluate(
     images: list[np.ndarray], models: dict[str, list[float]], codecs: list[str], device: str = "cpu",
-    progress: Progress | None = None,
+    progress: Progress | None = None, cache: dict | None = None,
 ) -> dict[str, list[Point]]:
-    """RD points (means over the images) of each model at its qualities and of each Pillow codec at its settings."""
-    return {name: [mean_point(pts) for pts in rows] for name, rows in evaluate_per_image(images, models, codecs, device,
-                                                                                        progress).items()}
+    """RD points (means over the images) of each model at its qualities and of each Pillow codec at
+    its settings (``cache``: see :func:`pillow_points`)."""
+    per_image = evaluate_per_image(images, models, codecs, device, progress, cache)
+    return {name: [mean_point(pts) for pts in rows] for name, rows in per_image.items()}
 
 
 def evaluate_per_image(
     images: list[np.ndarray], models: dict[str, list[float]], codecs: list[str], device: str = "cpu",
-    progress: Progress | None = None,
+    progress: Progress | None = None, cache: dict | None = None,
 ) -> dict[str, list[list[Point]]]:
     """As :func:`evaluate`, per image: ``result[curve][k][i]`` is the k-th setting's point on image i."""
     results: dict[str, list[list[Point]]] = {}
@@ -168,7 +191,7 @@ def evaluate_per_image(
         for q in PILLOW[c][1]:
             if progress:
                 progress(f"{c} q={q}")
-            results[c].append(pillow_points(images, c, q))
+            results[c].append(pillow_points(images, c, q, cache))
     return results
 
 

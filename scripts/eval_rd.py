@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Rate-distortion on a folder of images: our models against Pillow's JPEG, WebP and AVIF,
-measured in the same run on real files (see neuralcodec/evaluation.py).
+measured on real files (see neuralcodec/evaluation.py). Pillow's points are kept in
+--baseline-cache between runs, keyed by the image's pixels, the setting and the library versions.
 
 Writes OUT/rd.json (every point and BD-rate), OUT/<curve>.json in CompressAI's results format,
 and OUT/rd.png (PSNR and MS-SSIM curves).
@@ -37,6 +38,9 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=0, help="use only the first N images")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="out/rd")
+    p.add_argument("--baseline-cache", default="out/pillow_points.json",
+                   help="JSON file of Pillow points kept between runs (keyed by pixels, setting and library "
+                        "versions); '' to measure every baseline again")
     p.add_argument("--update-manifest", action="store_true", help="write our models' points into weights/manifest.json")
     args = p.parse_args()
 
@@ -45,7 +49,17 @@ def main() -> None:
     ids = args.models if args.models is not None else [m for m in REGISTRY if m in manifest["models"]]  # id or id@N
     models = {m: args.qualities or ev.spread(load_model(m).quality_range, 6) for m in ids}
     bar = tqdm(total=sum(map(len, models.values())) + sum(len(ev.PILLOW[c][1]) for c in args.codecs), unit="point")
-    results = ev.evaluate(images, models, args.codecs, args.device, progress=lambda s: (bar.set_description(s), bar.update()))
+    cache_path = Path(args.baseline_cache) if args.baseline_cache else None
+    cache = None
+    if cache_path:
+        cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    results = ev.evaluate(images, models, args.codecs, args.device, progress=lambda s: (bar.set_description(s), bar.update()),
+                          cache=cache)
+    if cache_path:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache))
+        tmp.replace(cache_path)
     bar.close()
 
     refs = list(args.codecs) + ([args.baseline] if args.baseline in results else [])

@@ -155,3 +155,20 @@ def test_eval_report_needs_a_baseline(tmp_path):
     res = run_cli("eval", str(SAMPLES), "--codecs", "--report", str(tmp_path / "r"))
     assert_one_line_error(res)
     assert res.returncode == 2 and not (tmp_path / "r").exists()
+
+
+def test_pillow_points_cache_reuses_only_the_same_pixels_and_setting():
+    """A cached baseline point is returned as stored; other pixels or another setting are measured."""
+    from neuralcodec.evaluation import pillow_points
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(2))
+    cache: dict = {}
+    first = pillow_points([a], "webp", 50, cache)
+    assert len(cache) == 1
+    (key,) = cache
+    cache[key] = {**cache[key], "bpp": 123.0}  # a stored point is believed, not re-measured
+    assert pillow_points([a], "webp", 50, cache)[0]["bpp"] == 123.0
+    assert pillow_points([b], "webp", 50, cache)[0]["bpp"] != 123.0
+    assert pillow_points([a], "webp", 60, cache)[0]["bpp"] != 123.0
+    assert pillow_points([a], "webp", 50)[0]["bpp"] == first[0]["bpp"] and len(cache) == 3

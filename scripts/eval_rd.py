@@ -52,7 +52,11 @@ def main() -> None:
     cache_path = Path(args.baseline_cache) if args.baseline_cache else None
     cache = None
     if cache_path:
-        cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+        try:
+            cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+        except (OSError, ValueError) as e:  # only a cache: measure again
+            print(f"warning: ignoring unreadable {cache_path} ({e}); the baselines are measured again")
+            cache = {}
     results = ev.evaluate(images, models, args.codecs, args.device, progress=lambda s: (bar.set_description(s), bar.update()),
                           cache=cache)
     if cache_path:

@@ -218,11 +218,12 @@ def test_channels_last_is_a_layout_not_a_different_model(tmp_path):
 
 
 def test_resume_takes_this_runs_learning_rate(tmp_path):
-    """A branch resumed with another --lr (e.g. a lower campaign lr) trains at that lr, not at
-    the one its checkpoint's optimizer state was saved with."""
+    """A branch resumed with another --lr / --aux_lr (e.g. a lower campaign lr) trains at those,
+    not at the ones its checkpoint's optimizer state was saved with."""
     train(_config(tmp_path, "lr", 2))
-    ck = torch.load(train(dataclasses.replace(_config(tmp_path, "lr", 3), lr=1e-5)), weights_only=True)
+    ck = torch.load(train(dataclasses.replace(_config(tmp_path, "lr", 3), lr=1e-5, aux_lr=2e-4)), weights_only=True)
     assert [g["lr"] for g in ck["opt"]["param_groups"]] == [1e-5]
+    assert [g["lr"] for g in ck["aux_opt"]["param_groups"]] == [2e-4]
 
 
 def test_quality_tilt_moves_samples_to_the_top():

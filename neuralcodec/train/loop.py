@@ -101,6 +101,15 @@ def sample_qualities(n: int, levels: int, tilt: float, gen: torch.Generator) -> 
     return 1 + u * (levels - 1)
 
 
+def load_moments(opt: torch.optim.Optimizer, state: dict) -> None:
+    """Restore an optimizer's moments from a checkpoint; its hyperparameters (lr, base_lr) stay
+    this run's, so a resumed branch trains at its own --lr and --aux_lr."""
+    own = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+    opt.load_state_dict(state)
+    for g, h in zip(opt.param_groups, own):
+        g.update(h)
+
+
 def warm_start(model: torch.nn.Module, path: str) -> list[str]:
     """Copy every tensor of ``path`` whose name and shape match into ``model``; returns the names
     of the model's tensors that kept their initialization."""
@@ -272,10 +281,8 @@ def train(cfg: TrainConfig) -> Path:
     aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     if ck is not None:
-        opt.load_state_dict(ck["opt"])  # also restores the saved groups' base_lr: this run's --lr wins
-        for g, built in zip(opt.param_groups, [g for g in groups if g["params"]]):
-            g["base_lr"] = built["base_lr"]
-        aux_opt.load_state_dict(ck["aux_opt"])
+        load_moments(opt, ck["opt"])
+        load_moments(aux_opt, ck["aux_opt"])
         gen.set_state(ck["gen"])
         set_rng_state(ck, device)
         step = ck["step"]

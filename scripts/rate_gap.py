@@ -2,8 +2,9 @@
 """Training pass against real file, per quality: does the training objective see what the file gets?
 
 For each image and quality, prints the training pass's rate (noisy latents, as the loss sees it)
-and PSNR (straight-through rounded latents) in fp32 and in bf16 autocast, next to the real file's
-bpp and PSNR (``codec.encode_image``, header included).
+and PSNR (straight-through rounded latents) in fp32 and in bf16 autocast, the fp32 pass with the
+rounded rate term (``train.py --rate round``), and the real file's bpp and PSNR
+(``codec.encode_image``, header included).
 
     python scripts/rate_gap.py --model elic-context-hyperprior@7 --images kodim07 --qualities 1 3.5 6
 """
@@ -51,13 +52,13 @@ def main() -> None:
         x = torch.from_numpy(image.rgb.copy()).permute(2, 0, 1)[None].float().div(255)
         for q in args.qualities:
             cells = []
-            for bf16 in (False, True):
+            for label, bf16, rounded in (("fp32", False, False), ("bf16", True, False), ("rounded rate", False, True)):
                 torch.manual_seed(0)
                 with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-                    out = net(x, torch.tensor([q]), ste=True)
+                    out = net(x, torch.tensor([q]), ste=True, rate_round=rounded)
                 bits = sum(float(-torch.log2(out[k].float()).sum()) for k in ("y_likelihoods", "z_likelihoods"))
                 mse = float((out["x_hat"].float().clamp(0, 1) - x).pow(2).mean()) * 255**2
-                cells.append(f"{'bf16' if bf16 else 'fp32'} {bits / (h * w):.4f} bpp {10 * math.log10(255**2 / mse):.2f} dB")
+                cells.append(f"{label} {bits / (h * w):.4f} bpp {10 * math.log10(255**2 / mse):.2f} dB")
             enc = codec.encode_image(image, args.model, q, reconstruct=True)
             cells.append(f"file {enc.bpp:.4f} bpp {psnr(image.rgb, enc.rgb):.2f} dB")
             print(f"{name} q{q:g}: training " + " | ".join(cells), flush=True)

@@ -233,3 +233,36 @@ def test_quality_tilt_moves_samples_to_the_top():
     ramp = sample_qualities(100_000, 6, 1.0, torch.Generator().manual_seed(0))
     assert 1 <= flat.min() and flat.max() <= 6 and 1 <= ramp.min() and ramp.max() <= 6
     assert abs(flat.mean().item() - 3.5) < 0.02 and abs(ramp.mean().item() - (1 + 10 / 3)) < 0.02
+
+
+@pytest.mark.parametrize("model", ["mean-scale-hyperprior", "elic-context-hyperprior"])
+def test_rounded_rate_term_counts_the_files_bits(model):
+    """--rate round scores the rounded latents the coder codes: deterministic, and within 5 % of
+    the file's coded sections (the quantized CDFs and the coder's flush make the rest), where the
+    noisy term overstates them (by 40 % or more here)."""
+    from neuralcodec import bitstream, codec
+    from neuralcodec.models.manifest import find_version
+    from neuralcodec.models.registry import get_spec
+    from neuralcodec.models.weights import verified_file
+    from neuralcodec.train.loop import warm_start
+
+    net = get_spec(model).build()
+    warm_start(net, str(verified_file(find_version(model))[0]))
+    net.train()
+    image = Image.open(SAMPLES / "chelsea.png").convert("RGB").crop((0, 0, 448, 256))
+    x = torch.from_numpy(__import__("numpy").asarray(image).copy()).permute(2, 0, 1)[None].float().div(255)
+    bits = lambda out: sum(float(-torch.log2(out[k]).sum()) for k in ("y_likelihoods", "z_likelihoods"))  # noqa: E731
+    with torch.no_grad():
+        rounded = [bits(net(x, torch.tensor([1.5]), rate_round=True)) for _ in range(2)]
+        noisy = bits(net(x, torch.tensor([1.5])))
+    coded = 8 * sum(len(s) for s in bitstream.unpack(codec.encode_image(image, model, 1.5).data).sections)
+    assert rounded[0] == rounded[1]
+    assert abs(rounded[0] / coded - 1) < 0.05, (rounded[0], coded)
+    assert noisy > 1.15 * coded, (noisy, coded)
+
+
+def test_rounded_rate_term_needs_a_model_that_has_one(tmp_path):
+    with pytest.raises(ValueError, match="no rounded rate term"):
+        train(dataclasses.replace(_config(tmp_path, "f", 1), model="factorized-prior", rate="round"))
+    with pytest.raises(ValueError, match="rate must be one of"):
+        train(dataclasses.replace(_config(tmp_path, "g", 1), rate="exact"))

@@ -99,11 +99,13 @@ class ContextHyperprior(Hyperprior):
         scales, means = (base + nets.correction[k](torch.cat(feats, 1))).chunk(2, 1)
         return scales, means
 
-    def forward(self, x: Tensor, quality: Tensor, ste: bool = True) -> dict[str, Tensor]:
-        """Training pass; the context sees rounded latents exactly as the decoder will."""
+    def forward(self, x: Tensor, quality: Tensor, ste: bool = True, rate_round: bool = False) -> dict[str, Tensor]:
+        """Training pass; the context sees rounded latents exactly as the decoder will. The rate is
+        the likelihood of noisy latents, or (``rate_round=True``) of the straight-through rounded ones."""
         g, ig = self.gain(quality)
         y = self.g_a(x) * g
-        z_hat, z_lik = self.entropy_bottleneck(self.h_a(y))
+        z = self.h_a(y)
+        z_hat, z_lik = self._relaxed_z(z, ste_round) if rate_round else self.entropy_bottleneck(z)
         hyper = self.h_s(z_hat)
         anchor = anchor_mask(*y.shape[-2:], device=y.device)
         rounded, noisy, liks = [], [], []
@@ -117,6 +119,8 @@ class ContextHyperprior(Hyperprior):
                 scales, means = torch.where(anchor, scales, s2), torch.where(anchor, means, m2)
             yk_noisy, lik = self.gaussian_conditional(yk, scales, means=means)
             rounded.append(ste_round(yk - means) + means)
+            if rate_round:
+                lik = self._y_likelihood(rounded[-1], scales, means)
             noisy.append(yk_noisy)
             liks.append(lik)
         y_hat = torch.cat(rounded if ste or not self.training else noisy, 1)

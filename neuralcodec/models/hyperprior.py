@@ -57,15 +57,18 @@ class Hyperprior(ImageCodec):
             return scales, means
         return params, None
 
-    def forward(self, x: Tensor, quality: Tensor, ste: bool = True) -> dict[str, Tensor]:
-        """Training pass: noisy likelihoods for the rate; the decoder gets straight-through rounded
-        latents (``ste=True``) or the same noisy latents as the rate term."""
+    def forward(self, x: Tensor, quality: Tensor, ste: bool = True, rate_round: bool = False) -> dict[str, Tensor]:
+        """Training pass: noisy likelihoods for the rate (``rate_round=True``: the likelihoods of
+        the straight-through rounded latents the coder codes); the decoder gets straight-through
+        rounded latents (``ste=True``) or the same noisy latents as the rate term."""
         g, ig = self.gain(quality)
         y = self.g_a(x) * g
         z = self.h_a(y if self.mean else y.abs())
-        z_hat, z_lik = self.entropy_bottleneck(z)
+        z_hat, z_lik = self._relaxed_z(z, ste_round) if rate_round else self.entropy_bottleneck(z)
         scales, means = self._entropy_params(z_hat, self.h_s)
         y_noisy, y_lik = self.gaussian_conditional(y, scales, means=means)
+        if rate_round:
+            y_lik = self._y_likelihood(ste_round(y) if means is None else ste_round(y - means) + means, scales, means)
         if ste or not self.training:
             y_hat = ste_round(y if means is None else y - means)
             y_hat = y_hat if means is None else y_hat + means

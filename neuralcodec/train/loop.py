@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -25,12 +26,14 @@ from .._compressai import EntropyBottleneck
 from ..models.registry import get_spec
 from ..models.weights import load_state
 from .data import CropSampler
+from .widen import widen_state
 
 # Lagrange multipliers of the trained operating points (quality 1..L): for MSE on the 0..255
 # scale, and for 1 - MS-SSIM (compressai's values for both).
 DEFAULT_LAMBDAS = [0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483]
 MS_SSIM_LAMBDAS = [2.40, 4.58, 8.73, 16.64, 31.73, 60.50]
 DISTORTIONS = ("mse", "ms-ssim")
+RATE_TERMS = ("noise", "round")
 MAX_BAD_STEPS = 50  # consecutive steps with a non-finite loss or gradients before training stops
 
 
@@ -52,6 +55,7 @@ class TrainConfig:
     log_every: int = 25
     clip: float = 1.0
     ste: int = 1  # 1: decoder trains on rounded latents (straight-through); 0: on noisy latents
+    rate: str = "noise"  # rate term: likelihoods of noisy latents, or "round": of the rounded ones the coder codes
     init: str = ""  # warm start: weights (.safetensors) or checkpoint whose matching tensors are copied
     fresh_lr: float = 0.0  # > 0: lr of the parameters a warm start left at their initialization
     device: str = "auto"  # auto: this process's CUDA device if there is one, else cpu
@@ -112,7 +116,8 @@ def load_moments(opt: torch.optim.Optimizer, state: dict) -> None:
 
 def warm_start(model: torch.nn.Module, path: str) -> list[str]:
     """Copy every tensor of ``path`` whose name and shape match into ``model``; returns the names
-    of the model's tensors that kept their initialization."""
+    of the model's tensors that kept their initialization. Weights of a model with fewer latent
+    channels are widened first, so the wider model starts out computing the same (``widen.py``)."""
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
@@ -120,6 +125,9 @@ def warm_start(model: torch.nn.Module, path: str) -> list[str]:
     else:
         state = torch.load(path, weights_only=True, map_location="cpu")["model"]
     own = model.state_dict()
+    key = "gain.log_gain"
+    if key in state and key in own and state[key].shape[1] < own[key].shape[1]:
+        state = widen_state(state, model)
     copied = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     load_state(model, copied, strict=False)
     return sorted(set(own) - set(copied))
@@ -240,6 +248,10 @@ def train(cfg: TrainConfig) -> Path:
         raise ValueError(f"distortion must be one of {DISTORTIONS}, got {cfg.distortion!r}")
     if cfg.distortion == "ms-ssim" and cfg.crop < 192:
         raise ValueError("MS-SSIM needs crops of at least 192 pixels (its five scales)")
+    if cfg.rate not in RATE_TERMS:
+        raise ValueError(f"rate must be one of {RATE_TERMS}, got {cfg.rate!r}")
+    if cfg.rate == "round" and "rate_round" not in inspect.signature(model.forward).parameters:
+        raise ValueError(f"{cfg.model} has no rounded rate term (--rate round): use --rate noise")
     lambdas = cfg.lambdas or (DEFAULT_LAMBDAS if cfg.distortion == "mse" else MS_SSIM_LAMBDAS)
     if len(lambdas) != model.levels:
         raise ValueError(f"{cfg.model} has {model.levels} quality levels, got {len(lambdas)} lambdas")
@@ -322,7 +334,7 @@ def train(cfg: TrainConfig) -> Path:
             quality = torch.full_like(quality, cfg.fixed_quality)
         lam = lambda_for_quality(quality, lambdas).to(device)
         with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=cfg.precision == "bf16"):
-            out_ = net(x, quality.to(device), ste=bool(cfg.ste))
+            out_ = net(x, quality.to(device), ste=bool(cfg.ste), **({"rate_round": True} if cfg.rate == "round" else {}))
         res = rd_loss(x, {k: v.float() for k, v in out_.items()}, lam, cfg.distortion)
         opt.zero_grad(set_to_none=True)
         res["loss"].backward()

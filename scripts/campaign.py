@@ -7,6 +7,8 @@
     python scripts/campaign.py measure --limit 8    # checkpoint vs the newest shipped version on Kodak (BD-rate)
     python scripts/campaign.py export --quality-range 0 4   # install the checkpoint as a new model version
     python scripts/campaign.py measure --checkpoint runs/gpu/checkpoint.pt   # a GPU run's weights (scripts/train_gpu.sh)
+    python scripts/campaign.py measure --model elic-context-hyperprior-m192 --baseline elic-context-hyperprior \
+        --checkpoint runs/ab/wide/checkpoint.pt    # a new model against another model's shipped weights
 
 All take ``--model ID`` (default: the campaign model below). A run lives in ``runs/campaign/<id>/``
 and resumes from its checkpoint; on a machine without one it starts from the newest committed
@@ -144,10 +146,13 @@ def _install(model: str, folder: Path | None, checkpoint: Path, quality_range: l
     return f"{model}@{find_version(model, manifest=read_manifest(folder or weights_dir()))['version']}"
 
 
-def measure(model: str, limit: int, qualities: list[float] | None, checkpoint: Path) -> None:
-    from neuralcodec.models.manifest import find_version, read_manifest, weights_dir
+def measure(model: str, limit: int, qualities: list[float] | None, checkpoint: Path, baseline: str | None = None) -> None:
+    from neuralcodec.models.manifest import find_version, parse_ref, read_manifest, weights_dir
 
-    current = find_version(model)
+    base_id, base_version = parse_ref(baseline or model)
+    current = find_version(base_id, version=base_version)
+    if current is None:
+        raise SystemExit(f"campaign: no installed weights for '{baseline or model}' to measure against (--baseline ID[@N])")
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         for f in weights_dir().iterdir():
@@ -156,7 +161,7 @@ def measure(model: str, limit: int, qualities: list[float] | None, checkpoint: P
         q = [float(v) for v in current.get("quality_range", [0, 2])]
         grid = qualities or [round(q[0] + i * (q[1] - q[0]) / 5, 3) for i in range(6)]
         candidate = _install(model, scratch, checkpoint, [min(grid + q), max(grid + q)])
-        base = f"{model}@{current['version']}"
+        base = f"{base_id}@{current['version']}"
         if max(grid) > q[1] or min(grid) < q[0]:  # the shipped version is measured inside its range only
             base_grid = [g for g in grid if q[0] <= g <= q[1]]
             raise SystemExit(f"campaign: qualities outside {base}'s shipped range {q}; use {base_grid}")
@@ -188,9 +193,10 @@ def main() -> None:
     p.add_argument("--quality-range", type=float, nargs=2, help="export: qualities the new version is shipped for")
     p.add_argument("--default-quality", type=float)
     p.add_argument("--checkpoint", help="measure/export: another checkpoint (e.g. from scripts/train_gpu.sh)")
+    p.add_argument("--baseline", help="measure: the shipped version to compare with, ID[@N] (default: the model's newest)")
     a = p.parse_args()
     if a.action == "measure":
-        measure(a.model, a.limit, a.qualities, _checkpoint(a.model, a.checkpoint))
+        measure(a.model, a.limit, a.qualities, _checkpoint(a.model, a.checkpoint), a.baseline)
     elif a.action == "export":
         export(a.model, a.quality_range, a.default_quality, _checkpoint(a.model, a.checkpoint))
     else:

@@ -74,11 +74,10 @@ def widen_state(state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]
             out[key] = new
             continue
         grown = [(dim, _index(o, t, m0, d)) for dim, (o, t) in enumerate(zip(old.shape, target.shape)) if o != t]
-        index: list[Tensor | slice] = [slice(None)] * old.dim()
-        view = new
-        for dim, idx in grown:  # copy the old tensor into its places
-            index[dim] = idx
-        view[tuple(_open_mesh(index, old.shape))] = old
+        places = [torch.arange(n) for n in old.shape]  # where each old entry goes, per dim
+        for dim, idx in grown:
+            places[dim] = idx
+        new[tuple(_open_mesh(places))] = old
         in_dim = _input_dim(modules.get(module_name), param)
         for dim, idx in grown:  # read nothing from the new input channels
             if dim == in_dim:
@@ -89,7 +88,6 @@ def widen_state(state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]
     return out
 
 
-def _open_mesh(index: list[Tensor | slice], shape: torch.Size) -> list[Tensor]:
-    """Broadcastable index tensors selecting ``index`` (tensors or full slices) of each dim."""
-    full = [torch.arange(n) if isinstance(i, slice) else i for i, n in zip(index, shape)]
-    return [t.reshape([-1 if j == k else 1 for j in range(len(full))]) for k, t in enumerate(full)]
+def _open_mesh(places: list[Tensor]) -> list[Tensor]:
+    """The per-dim index vectors reshaped to broadcast against each other (like numpy.ix_)."""
+    return [t.reshape([-1 if j == k else 1 for j in range(len(places))]) for k, t in enumerate(places)]

@@ -8,14 +8,46 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
 from neuralcodec.models.registry import get_spec
 from neuralcodec.models.weights import export_weights, load_state
-from neuralcodec.train.loop import DEFAULT_LAMBDAS, MS_SSIM_LAMBDAS
+from neuralcodec.models.manifest import find_version
+from neuralcodec.train.loop import DEFAULT_LAMBDAS, MS_SSIM_LAMBDAS, TrainConfig, lineage
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rel(path: str) -> str:
+    """A path inside the repository relative to its root (as the README's commands are run)."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else path
+
+
+def describe_init(model_id: str, lin: dict) -> str:
+    """The warm start as a shipped version when its digest is one, else as a path."""
+    if not lin["init"]:
+        return ""
+    entry = find_version(model_id, sha256=lin["init_sha256"]) if lin["init_sha256"] else None
+    if entry is None:
+        return _rel(lin["init"])
+    return f"{model_id}@{entry['version']} (weights/{entry['file']}, {entry['training']['steps']:,} steps)"
+
+
+def run_command(model_id: str, run: dict, final_step: int, lin: dict) -> str:
+    """One run of the lineage as the command that reproduces it (the first warm-starts)."""
+    init = f" --init {_rel(lin['init'])}" if run["from"] == 0 and lin["init"] else ""
+    args = " ".join(f"--{k} {run[k]}" for k in ("lr", "decay_at", "decay", "steps", "fresh_lr", "warmup")
+                    if run.get(k, 0) not in (0, 0.0, "step"))
+    cmd = f"python scripts/train.py --model {model_id} --out {_rel(run['out'])}{init} {args}"
+    later = [r["from"] for r in lin["runs"] if r["from"] > run["from"]]
+    stop = min(later) if later else final_step
+    if stop < run["steps"]:
+        cmd += f" (to step {stop:,})"
+    return cmd if run["from"] == 0 else f"from its step-{run['from']:,} checkpoint: {cmd}"
 
 
 def main() -> None:
@@ -31,20 +63,17 @@ def main() -> None:
     model = get_spec(cfg["model"]).build()
     load_state(model, ck["model"])
     distortion = cfg.get("distortion", "mse")
-    log = Path(args.checkpoint).parent / "log.jsonl"
-    seconds = None
-    if log.exists():
-        recs = [r for r in map(json.loads, filter(str.strip, log.read_text().splitlines())) if "sec" in r]
-        seconds = sum(r["sec"] for r, nxt in zip(recs, recs[1:] + [None]) if nxt is None or nxt["sec"] < r["sec"])
+    # a checkpoint from before lineages gets one from its own config (and its run's log)
+    lin = lineage(ck, TrainConfig(**{k: v for k, v in cfg.items() if k in TrainConfig.__dataclass_fields__}), ck["step"])
     info = {
         "training": {
             "data": cfg["data"], "steps": ck["step"], "batch": cfg["batch"], "crop": cfg["crop"],
             "lr": cfg["lr"], "distortion": distortion,
             "lambdas": cfg.get("lambdas") or (DEFAULT_LAMBDAS if distortion == "mse" else MS_SSIM_LAMBDAS),
-            "init": cfg.get("init", ""),
-            "hardware": "2 CPU cores (AMD EPYC), torch 2.14.1", "wall_seconds": seconds,
-            "command": "python scripts/train.py " + " ".join(
-                f"--{k} {v}" for k, v in cfg.items() if k in ("model", "out", "steps", "lr", "fresh_lr", "init") and v not in ("", 0, 0.0)),
+            "init": describe_init(cfg["model"], lin),
+            "hardware": "2 CPU cores (AMD EPYC), torch 2.14.1",
+            "wall_seconds": lin["seconds"],
+            "command": "; then ".join(run_command(cfg["model"], r, ck["step"], lin) for r in lin["runs"]),
         }
     }
     if args.quality_range:

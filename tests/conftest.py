@@ -1,10 +1,21 @@
+import os
 import sys
 import warnings
 from pathlib import Path
 
+# One torch thread per test process (and the CLI processes tests start) unless OMP_NUM_THREADS
+# says otherwise: the suite's time then does not depend on what else the machine runs (two
+# threads beside a training job on one of two cores made it 4x slower), and no result depends
+# on how many cores split a reduction.
+if not os.environ.get("OMP_NUM_THREADS"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"

@@ -205,6 +205,16 @@ def test_warmup_ramps_the_learning_rate(tmp_path):
     assert lrs == pytest.approx([2.5e-5, 5e-5, 7.5e-5, 1e-4])
 
 
+def test_linear_decay_ends_near_zero(tmp_path):
+    train(dataclasses.replace(_config(tmp_path, "lin", 6), decay_at=0.5, decay="linear", lr=1e-4))
+    import json
+
+    lrs = [json.loads(line)["lr"] for line in open(tmp_path / "lin" / "log.jsonl") if '"lr"' in line]
+    assert lrs == pytest.approx([1e-4, 1e-4, 1e-4, 1e-4, 2e-4 / 3, 1e-4 / 3])
+    with pytest.raises(ValueError, match="decay must be one of"):
+        train(dataclasses.replace(_config(tmp_path, "bad", 1), decay="cosine"))
+
+
 def test_channels_last_is_a_layout_not_a_different_model(tmp_path):
     """Both layouts start from the same weights and train to the same result within float noise:
     Adam moves a weight by at most about lr per step whatever its gradient's size, so round-off
@@ -266,3 +276,39 @@ def test_rounded_rate_term_needs_a_model_that_has_one(tmp_path):
         train(dataclasses.replace(_config(tmp_path, "f", 1), model="factorized-prior", rate="round"))
     with pytest.raises(ValueError, match="rate must be one of"):
         train(dataclasses.replace(_config(tmp_path, "g", 1), rate="exact"))
+
+
+def test_lineage_follows_a_branch_to_its_export(tmp_path):
+    """A learning-rate drop resumed from a copy of a campaign's checkpoint keeps the campaign's
+    warm start (named as the shipped version its digest is), and the export records both runs
+    and their summed wall time, not the drop's own --init and step count alone."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from neuralcodec.models.manifest import find_version
+
+    init = ROOT / "weights" / "mean-scale-hyperprior.safetensors"
+    campaign = _config(tmp_path, "campaign", 2)
+    a = torch.load(train(dataclasses.replace(campaign, init=str(init))), weights_only=True)
+    assert a["lineage"]["init_sha256"] == find_version("mean-scale-hyperprior")["sha256"]
+    (tmp_path / "drop").mkdir()
+    shutil.copy(tmp_path / "campaign" / "checkpoint.pt", tmp_path / "drop")
+    drop = dataclasses.replace(campaign, out=str(tmp_path / "drop"), steps=3, lr=1e-5,
+                               init=str(tmp_path / "campaign" / "checkpoint.pt"))
+    b = torch.load(train(drop), weights_only=True)
+    lin = b["lineage"]
+    assert lin["init"] == str(init) and lin["init_sha256"] == a["lineage"]["init_sha256"]
+    assert [(r["from"], r["out"], r["lr"]) for r in lin["runs"]] == [(0, campaign.out, campaign.lr), (2, drop.out, 1e-5)]
+    assert lin["seconds"] > a["lineage"]["seconds"] > 0
+
+    folder = tmp_path / "weights"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "export_weights.py"), str(tmp_path / "drop" / "checkpoint.pt"),
+                    "--out", str(folder)], check=True, capture_output=True, cwd=ROOT)
+    record = json.loads((folder / "manifest.json").read_text())["models"]["mean-scale-hyperprior"]["training"]
+    version = find_version("mean-scale-hyperprior")["version"]
+    assert record["init"].startswith(f"mean-scale-hyperprior@{version} (weights/mean-scale-hyperprior")
+    assert record["steps"] == 3 and record["wall_seconds"] == lin["seconds"]
+    assert f"--out {campaign.out} --init weights/mean-scale-hyperprior.safetensors --lr" in record["command"]
+    assert f"; then from its step-2 checkpoint: python scripts/train.py --model mean-scale-hyperprior --out {drop.out}" in record["command"]

@@ -34,6 +34,7 @@ DEFAULT_LAMBDAS = [0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483]
 MS_SSIM_LAMBDAS = [2.40, 4.58, 8.73, 16.64, 31.73, 60.50]
 DISTORTIONS = ("mse", "ms-ssim")
 RATE_TERMS = ("noise", "round")
+DECAYS = ("step", "linear")
 MAX_BAD_STEPS = 50  # consecutive steps with a non-finite loss or gradients before training stops
 
 
@@ -46,7 +47,8 @@ class TrainConfig:
     batch: int = 16
     crop: int = 128
     lr: float = 3e-4
-    decay_at: float = 0.8  # fraction of steps after which lr drops 10x
+    decay_at: float = 0.8  # fraction of steps after which the lr decays
+    decay: str = "step"  # "step": lr / 10 from decay_at on; "linear": from lr down to 0 at the last step
     aux_lr: float = 1e-3
     distortion: str = "mse"  # mse or ms-ssim (needs crops of at least 192 pixels)
     lambdas: list[float] = field(default_factory=list)  # empty: the defaults for the distortion
@@ -69,6 +71,16 @@ class TrainConfig:
     warmup: int = 0  # steps of linear lr warm-up from 0 (counted from step 0 of the run)
     channels_last: int = 1  # 1: NHWC activations and weights (faster convolutions on this CPU, docs/benchmarks.md)
     train_only: str = ""  # comma-separated parameter-name prefixes to train (e.g. "g_s." for a synthesis fine-tune); empty: all
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """The learning rate of ``step`` (counted from 0) as a fraction of ``cfg.lr``, before warm-up."""
+    start = cfg.decay_at * cfg.steps
+    if step < start:
+        return 1.0
+    if cfg.decay == "linear":
+        return max(0.0, 1.0 - (step - start) / max(1.0, cfg.steps - start))
+    return 0.1
 
 
 def rd_loss(x: Tensor, out: dict[str, Tensor], lam: Tensor, distortion: str = "mse") -> dict[str, Tensor]:
@@ -227,6 +239,43 @@ def state_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+SEGMENT_KEYS = ("out", "lr", "decay_at", "decay", "steps", "fresh_lr", "warmup", "rate", "quality_tilt")
+
+
+def log_seconds(log: Path) -> float | None:
+    """Wall seconds a run's ``log.jsonl`` covers, summed over its starts (each restarts the clock)."""
+    if not log.exists():
+        return None
+    recs = [r for r in map(json.loads, filter(str.strip, log.read_text().splitlines())) if "sec" in r]
+    return sum(r["sec"] for r, nxt in zip(recs, recs[1:] + [None]) if nxt is None or nxt["sec"] < r["sec"]) or None
+
+
+def lineage(ck: dict | None, cfg: TrainConfig, step: int) -> dict:
+    """Where a checkpoint's weights come from, carried from checkpoint to checkpoint.
+
+    ``{"init": path, "init_sha256": hex, "seconds": float | None, "runs": [{"from": step, "out", "lr",
+    ...}]}``: the warm start step 0 began from (its digest names the shipped version), the wall
+    seconds trained since, and one entry per run that continued it with other settings (a
+    campaign, then a learning-rate drop resumed from a copy of its checkpoint). A resumed
+    run's own ``--init`` only decides its parameter groups; it does not change the lineage.
+    """
+    segment = {"from": step, **{k: getattr(cfg, k) for k in SEGMENT_KEYS}}
+    if ck is None:
+        sha = hashlib.sha256(Path(cfg.init).read_bytes()).hexdigest() if cfg.init else ""
+        return {"init": cfg.init, "init_sha256": sha, "seconds": 0.0, "runs": [segment]}
+    lin = ck.get("lineage")
+    if lin is None:  # a checkpoint from before lineages: its own config and log are all there is
+        old = TrainConfig(**{k: v for k, v in ck["config"].items() if k in TrainConfig.__dataclass_fields__})
+        init = Path(old.init) if old.init else None
+        lin = {"init": old.init, "init_sha256": hashlib.sha256(init.read_bytes()).hexdigest() if init and init.exists() else "",
+               "seconds": log_seconds(Path(old.out) / "log.jsonl"),
+               "runs": [{"from": 0, **{k: getattr(old, k) for k in SEGMENT_KEYS}}]}
+    lin = copy.deepcopy(lin)
+    if {k: v for k, v in lin["runs"][-1].items() if k != "from"} != {k: v for k, v in segment.items() if k != "from"}:
+        lin["runs"].append(segment)
+    return lin
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train (or resume) ``cfg.model``; returns the checkpoint path.
 
@@ -248,6 +297,8 @@ def train(cfg: TrainConfig) -> Path:
         raise ValueError(f"distortion must be one of {DISTORTIONS}, got {cfg.distortion!r}")
     if cfg.distortion == "ms-ssim" and cfg.crop < 192:
         raise ValueError("MS-SSIM needs crops of at least 192 pixels (its five scales)")
+    if cfg.decay not in DECAYS:
+        raise ValueError(f"decay must be one of {DECAYS}, got {cfg.decay!r}")
     if cfg.rate not in RATE_TERMS:
         raise ValueError(f"rate must be one of {RATE_TERMS}, got {cfg.rate!r}")
     if cfg.rate == "round" and "rate_round" not in inspect.signature(model.forward).parameters:
@@ -300,6 +351,8 @@ def train(cfg: TrainConfig) -> Path:
         step = ck["step"]
         if rank == 0:
             print(f"resumed from {ckpt_path} at step {step}")
+    lin = lineage(ck, cfg, step)
+    seconds0 = lin["seconds"]
     net = model
     if world > 1:
         # the quantiles only see the auxiliary loss, outside the forward pass: synchronized by hand
@@ -320,7 +373,7 @@ def train(cfg: TrainConfig) -> Path:
     skipped = in_a_row = 0
     out_of_time = False
     while step < cfg.steps and not out_of_time:
-        decay = 0.1 if step >= cfg.decay_at * cfg.steps else 1.0
+        decay = lr_factor(step, cfg)
         if cfg.warmup:
             decay *= min(1.0, (step + 1) / cfg.warmup)
         for g in opt.param_groups:
@@ -389,9 +442,10 @@ def train(cfg: TrainConfig) -> Path:
                 dist.broadcast(flag, 0)
             out_of_time = bool(flag.item())
         if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time):
+            lin["seconds"] = None if seconds0 is None else round(seconds0 + time.time() - t0, 1)
             _save_atomic(
                 {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-                 "gen": gen.get_state(), **rng_state(device), "step": step, "config": asdict(cfg)},
+                 "gen": gen.get_state(), **rng_state(device), "step": step, "config": asdict(cfg), "lineage": lin},
                 ckpt_path,
             )
         if evaluator and (step % cfg.eval_every == 0 or step == cfg.steps):

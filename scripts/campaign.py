@@ -4,6 +4,7 @@
     python scripts/campaign.py start                # start or resume in the background (1 thread), returns at once
     python scripts/campaign.py status               # step, speed, the last Kodak probes
     python scripts/campaign.py stop
+    python scripts/campaign.py cooldown --steps 1000   # a copy of the checkpoint trained on at a decaying lr
     python scripts/campaign.py measure --limit 8    # checkpoint vs the newest shipped version on Kodak (BD-rate)
     python scripts/campaign.py export --quality-range 0 4   # install the checkpoint as a new model version
     python scripts/campaign.py measure --checkpoint runs/gpu/checkpoint.pt   # a GPU run's weights (scripts/train_gpu.sh)
@@ -12,7 +13,9 @@
 
 All take ``--model ID`` (default: the campaign model below). A run lives in ``runs/campaign/<id>/``
 and resumes from its checkpoint; on a machine without one it starts from the newest committed
-weights version of the model. ``measure`` installs the checkpoint as a candidate version in a
+weights version of the model. The campaign trains at a constant learning rate; the weights a
+version ships are a ``cooldown``: a copy of its checkpoint in ``runs/campaign/<id>-cooldown-<step>/``
+trained on in the foreground at a decaying lr while the campaign goes on. ``measure`` installs the checkpoint as a candidate version in a
 scratch weights folder and runs ``scripts/eval_rd.py`` on both versions with the same images and
 qualities; ``export`` does the same install into ``weights/`` (a new ``<id>@N.safetensors``;
 old versions stay installed), after which ``scripts/make_golden.py`` writes its golden file and
@@ -178,6 +181,32 @@ def measure(model: str, limit: int, qualities: list[float] | None, checkpoint: P
           f"vs {base} PSNR {bd[f'vs_{base}']['psnr']:+.1f} %, vs WebP {bd['vs_webp']['psnr']:+.1f} %")
 
 
+def cooldown(model: str, steps: int, decay: str) -> Path:
+    """Copy the campaign's checkpoint and train ``steps`` more at a decaying lr (``decay`` step:
+    a tenth of the campaign's; linear: down to 0); returns the copy's checkpoint."""
+    import torch
+
+    src = run_dir(model)
+    if not (src / "checkpoint.pt").exists():
+        raise SystemExit(f"campaign: no checkpoint in {src} to cool down")
+    step = torch.load(src / "checkpoint.pt", weights_only=True, map_location="cpu")["step"]
+    out = src.parent / f"{model}-cooldown-{step}"
+    if not (out / "checkpoint.pt").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / "checkpoint.pt", out / "checkpoint.pt")
+    cfg = json.loads((src / "config.json").read_text())  # the campaign's recipe, data and init
+    cfg.update(out=str(out), lr=RECIPE["lr"], decay_at=round(step / (step + steps), 6), decay=decay,
+               steps=step + steps, eval_every=0)
+    flags = [f"--{k}={v}" for k, v in cfg.items() if not isinstance(v, list)]
+    flags += [a for k, v in cfg.items() if isinstance(v, list) and v for a in (f"--{k}", *map(str, v))]
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), *flags, f"--threads={RECIPE['threads']}"]
+    print(f"cooldown of {model} from step {step}: {' '.join(cmd[1:])}")
+    env = {**os.environ, "OMP_NUM_THREADS": str(RECIPE["threads"])}
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+    print(f"next: python scripts/campaign.py measure --checkpoint {out / 'checkpoint.pt'}")
+    return out / "checkpoint.pt"
+
+
 def export(model: str, quality_range: list[float] | None, default_quality: float | None, checkpoint: Path) -> None:
     ref = _install(model, None, checkpoint, quality_range, default_quality)
     print(f"installed {ref}; next: python scripts/make_golden.py && python scripts/eval_rd.py --models "
@@ -186,17 +215,21 @@ def export(model: str, quality_range: list[float] | None, default_quality: float
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["start", "status", "stop", "measure", "export"])
+    p.add_argument("action", choices=["start", "status", "stop", "cooldown", "measure", "export"])
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--limit", type=int, default=8, help="measure: first N Kodak images")
     p.add_argument("--qualities", type=float, nargs="+", help="measure: default 6 over the shipped range")
     p.add_argument("--quality-range", type=float, nargs=2, help="export: qualities the new version is shipped for")
     p.add_argument("--default-quality", type=float)
     p.add_argument("--checkpoint", help="measure/export: another checkpoint (e.g. from scripts/train_gpu.sh)")
+    p.add_argument("--steps", type=int, default=1000, help="cooldown: steps at the decaying lr")
+    p.add_argument("--decay", choices=["step", "linear"], default="step", help="cooldown: lr shape (train.py --decay)")
     p.add_argument("--baseline", help="measure: the shipped version to compare with, ID[@N] (default: the model's newest)")
     a = p.parse_args()
     if a.action == "measure":
         measure(a.model, a.limit, a.qualities, _checkpoint(a.model, a.checkpoint), a.baseline)
+    elif a.action == "cooldown":
+        cooldown(a.model, a.steps, a.decay)
     elif a.action == "export":
         export(a.model, a.quality_range, a.default_quality, _checkpoint(a.model, a.checkpoint))
     else:

@@ -312,3 +312,26 @@ def test_lineage_follows_a_branch_to_its_export(tmp_path):
     assert record["steps"] == 3 and record["wall_seconds"] == lin["seconds"]
     assert f"--out {campaign.out} --init weights/mean-scale-hyperprior.safetensors --lr" in record["command"]
     assert f"; then from its step-2 checkpoint: python scripts/train.py --model mean-scale-hyperprior --out {drop.out}" in record["command"]
+
+
+def test_campaign_cooldown_trains_a_copy_at_a_decaying_lr(tmp_path, monkeypatch):
+    """`campaign.py cooldown` leaves the campaign's run alone and continues a copy of its
+    checkpoint with the campaign's own data and recipe, the lr decaying to its last step."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("campaign", ROOT / "scripts" / "campaign.py")
+    campaign = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(campaign)
+    run = tmp_path / "campaign" / "mean-scale-hyperprior"
+    cfg = dataclasses.replace(_config(tmp_path, "campaign/mean-scale-hyperprior", 2), lr=2e-4)
+    before = torch.load(train(cfg), weights_only=True)
+    monkeypatch.setattr(campaign, "run_dir", lambda model: tmp_path / "campaign" / model)
+    path = campaign.cooldown("mean-scale-hyperprior", 2, "linear")
+    assert path == tmp_path / "campaign" / "mean-scale-hyperprior-cooldown-2" / "checkpoint.pt"
+    after = torch.load(path, weights_only=True)
+    assert after["step"] == 4 and after["config"]["data"] == cfg.data and after["config"]["crop"] == cfg.crop
+    assert [(r["from"], r["decay"]) for r in after["lineage"]["runs"]] == [(0, "step"), (2, "linear")]
+    lrs = [json.loads(x)["lr"] for x in (path.parent / "log.jsonl").read_text().splitlines() if '"lr"' in x]
+    assert lrs == pytest.approx([2e-4, 1e-4])
+    assert torch.equal(torch.load(run / "checkpoint.pt", weights_only=True)["gen"], before["gen"])

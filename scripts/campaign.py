@@ -168,7 +168,7 @@ def measure(model: str, limit: int, qualities: list[float] | None, checkpoint: P
         if max(grid) > q[1] or min(grid) < q[0]:  # the shipped version is measured inside its range only
             base_grid = [g for g in grid if q[0] <= g <= q[1]]
             raise SystemExit(f"campaign: qualities outside {base}'s shipped range {q}; use {base_grid}")
-        out = run_dir(model) / "measure"
+        out = checkpoint.parent / "measure"  # beside the checkpoint: measures of two checkpoints can run at once
         cmd = [sys.executable, str(ROOT / "scripts" / "eval_rd.py"), "--models", base, candidate, "--baseline", base,
                "--limit", str(limit), "--qualities", *map(str, grid), "--codecs", "webp", "--out", str(out)]
         print(" ".join(cmd[1:]))

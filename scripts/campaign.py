@@ -14,7 +14,7 @@
 All take ``--model ID`` (default: the campaign model below). A run lives in ``runs/campaign/<id>/``
 and resumes from its checkpoint; on a machine without one it starts from the newest committed
 weights version of the model. The campaign trains at a constant learning rate; the weights a
-version ships are a ``cooldown``: a copy of its checkpoint in ``runs/campaign/<id>-cooldown-<step>/``
+version ships are a ``cooldown``: a copy of its checkpoint in ``runs/campaign/<id>-cooldown-<step>-<decay><steps>/``
 trained on in the foreground at a decaying lr while the campaign goes on. ``measure`` installs the checkpoint as a candidate version in a
 scratch weights folder and runs ``scripts/eval_rd.py`` on both versions with the same images and
 qualities; ``export`` does the same install into ``weights/`` (a new ``<id>@N.safetensors``;
@@ -182,21 +182,29 @@ def measure(model: str, limit: int, qualities: list[float] | None, checkpoint: P
 
 
 def cooldown(model: str, steps: int, decay: str) -> Path:
-    """Copy the campaign's checkpoint and train ``steps`` more at a decaying lr (``decay`` step:
-    a tenth of the campaign's; linear: down to 0); returns the copy's checkpoint."""
+    """Copy the campaign's checkpoint to ``runs/campaign/<id>-cooldown-<step>-<decay><steps>/`` and
+    train it ``steps`` more at a decaying lr (``decay`` step: a tenth of the campaign's; linear:
+    falling toward 0); returns the copy's checkpoint. Rerun, it resumes an unfinished one."""
     import torch
 
     src = run_dir(model)
     if not (src / "checkpoint.pt").exists():
         raise SystemExit(f"campaign: no checkpoint in {src} to cool down")
-    step = torch.load(src / "checkpoint.pt", weights_only=True, map_location="cpu")["step"]
-    out = src.parent / f"{model}-cooldown-{step}"
-    if not (out / "checkpoint.pt").exists():
+    tag = f"{decay}{steps}"
+    unfinished = [d for d in src.parent.glob(f"{model}-cooldown-*-{tag}") if (d / "config.json").exists()
+                  and torch.load(d / "checkpoint.pt", weights_only=True)["step"] < json.loads((d / "config.json").read_text())["steps"]]
+    if unfinished:  # an interrupted cooldown of the same shape resumes, whatever the campaign did since
+        out = unfinished[0]
+        step = json.loads((out / "config.json").read_text())["steps"] - steps
+    else:
+        tmp = src.parent / f".{model}-cooldown.tmp"
+        shutil.copy(src / "checkpoint.pt", tmp)  # a copy first: the campaign rewrites its checkpoint
+        step = torch.load(tmp, weights_only=True, map_location="cpu")["step"]
+        out = src.parent / f"{model}-cooldown-{step}-{tag}"
         out.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src / "checkpoint.pt", out / "checkpoint.pt")
-    cfg = json.loads((src / "config.json").read_text())  # the campaign's recipe, data and init
-    cfg.update(out=str(out), lr=RECIPE["lr"], decay_at=round(step / (step + steps), 6), decay=decay,
-               steps=step + steps, eval_every=0)
+        os.replace(tmp, out / "checkpoint.pt")
+    cfg = json.loads((src / "config.json").read_text())  # the campaign's lr, recipe, data and init
+    cfg.update(out=str(out), decay_at=step / (step + steps), decay=decay, steps=step + steps, eval_every=0)
     flags = [f"--{k}={v}" for k, v in cfg.items() if not isinstance(v, list)]
     flags += [a for k, v in cfg.items() if isinstance(v, list) and v for a in (f"--{k}", *map(str, v))]
     cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), *flags, f"--threads={RECIPE['threads']}"]

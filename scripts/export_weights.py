@@ -15,7 +15,7 @@ import torch
 from neuralcodec.models.registry import get_spec
 from neuralcodec.models.weights import export_weights, load_state
 from neuralcodec.models.manifest import find_version
-from neuralcodec.train.loop import DEFAULT_LAMBDAS, MS_SSIM_LAMBDAS, TrainConfig, lineage
+from neuralcodec.train.loop import DEFAULT_LAMBDAS, MS_SSIM_LAMBDAS, SEGMENT_KEYS, TrainConfig, lineage, log_seconds
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +40,9 @@ def describe_init(model_id: str, lin: dict) -> str:
 def run_command(model_id: str, run: dict, final_step: int, lin: dict) -> str:
     """One run of the lineage as the command that reproduces it (the first warm-starts)."""
     init = f" --init {_rel(lin['init'])}" if run["from"] == 0 and lin["init"] else ""
-    args = " ".join(f"--{k} {run[k]}" for k in ("lr", "decay_at", "decay", "steps", "fresh_lr", "warmup")
-                    if run.get(k, 0) not in (0, 0.0, "step"))
+    defaults = TrainConfig()
+    args = " ".join(f"--{k} {run[k]}" for k in SEGMENT_KEYS if k != "out" and k in run
+                    and (k in ("lr", "steps") or run[k] != getattr(defaults, k)))
     cmd = f"python scripts/train.py --model {model_id} --out {_rel(run['out'])}{init} {args}"
     later = [r["from"] for r in lin["runs"] if r["from"] > run["from"]]
     stop = min(later) if later else final_step
@@ -64,7 +65,7 @@ def main() -> None:
     load_state(model, ck["model"])
     distortion = cfg.get("distortion", "mse")
     # a checkpoint from before lineages gets one from its own config (and its run's log)
-    lin = lineage(ck, TrainConfig(**{k: v for k, v in cfg.items() if k in TrainConfig.__dataclass_fields__}), ck["step"])
+    lin = ck.get("lineage") or lineage(ck, TrainConfig(**{k: v for k, v in cfg.items() if k in TrainConfig.__dataclass_fields__}), ck["step"])
     info = {
         "training": {
             "data": cfg["data"], "steps": ck["step"], "batch": cfg["batch"], "crop": cfg["crop"],
@@ -72,7 +73,7 @@ def main() -> None:
             "lambdas": cfg.get("lambdas") or (DEFAULT_LAMBDAS if distortion == "mse" else MS_SSIM_LAMBDAS),
             "init": describe_init(cfg["model"], lin),
             "hardware": "2 CPU cores (AMD EPYC), torch 2.14.1",
-            "wall_seconds": lin["seconds"],
+            "wall_seconds": lin["seconds"] if lin["seconds"] is not None else log_seconds(Path(args.checkpoint).parent / "log.jsonl"),
             "command": "; then ".join(run_command(cfg["model"], r, ck["step"], lin) for r in lin["runs"]),
         }
     }

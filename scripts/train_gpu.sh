@@ -33,11 +33,11 @@ INIT=$("${PYTHON:-python3}" -c "from neuralcodec.models.manifest import find_ver
 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=60 "${PYTHON:-python3}" scripts/train.py --model "$MODEL" --data "$PACK" --out /tmp/run --init "$INIT" \
   --device "$DEVICE" --precision bf16 --lr 2e-4 --decay_at 1.0 --steps 10000000 --minutes "$MINUTES" \
   --batch 16 --crop 256 --checkpoint_every 2000 --log_every 100
-# model weights, step and config only (the optimizer state would not fit the 64 MiB that comes back)
+# model weights, step, config and lineage only (the optimizer state would not fit the 64 MiB that comes back)
 "${PYTHON:-python3}" - <<PY
 import torch
 ck = torch.load("/tmp/run/checkpoint.pt", weights_only=True, map_location="cpu")
-torch.save({"model": ck["model"], "step": ck["step"], "config": ck["config"]}, "/tmp/run/weights.pt")
+torch.save({k: ck[k] for k in ("model", "step", "config", "lineage")}, "/tmp/run/weights.pt")
 print("steps:", ck["step"])
 PY
 split -b 15M -d /tmp/run/weights.pt "$OUT/weights.part-"

@@ -324,14 +324,41 @@ def test_campaign_cooldown_trains_a_copy_at_a_decaying_lr(tmp_path, monkeypatch)
     campaign = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(campaign)
     run = tmp_path / "campaign" / "mean-scale-hyperprior"
-    cfg = dataclasses.replace(_config(tmp_path, "campaign/mean-scale-hyperprior", 2), lr=2e-4)
+    cfg = dataclasses.replace(_config(tmp_path, "campaign/mean-scale-hyperprior", 2), lr=1e-4)
     before = torch.load(train(cfg), weights_only=True)
     monkeypatch.setattr(campaign, "run_dir", lambda model: tmp_path / "campaign" / model)
-    path = campaign.cooldown("mean-scale-hyperprior", 2, "linear")
-    assert path == tmp_path / "campaign" / "mean-scale-hyperprior-cooldown-2" / "checkpoint.pt"
+    path = campaign.cooldown("mean-scale-hyperprior", 3, "step")
+    assert path == tmp_path / "campaign" / "mean-scale-hyperprior-cooldown-2-step3" / "checkpoint.pt"
     after = torch.load(path, weights_only=True)
-    assert after["step"] == 4 and after["config"]["data"] == cfg.data and after["config"]["crop"] == cfg.crop
-    assert [(r["from"], r["decay"]) for r in after["lineage"]["runs"]] == [(0, "step"), (2, "linear")]
+    assert after["step"] == 5 and after["config"]["data"] == cfg.data and after["config"]["crop"] == cfg.crop
+    assert [(r["from"], r["decay"]) for r in after["lineage"]["runs"]] == [(0, "step"), (2, "step")]
     lrs = [json.loads(x)["lr"] for x in (path.parent / "log.jsonl").read_text().splitlines() if '"lr"' in x]
-    assert lrs == pytest.approx([2e-4, 1e-4])
+    assert lrs == pytest.approx([1e-5] * 3)  # from its first step on, a tenth of the campaign's own lr
     assert torch.equal(torch.load(run / "checkpoint.pt", weights_only=True)["gen"], before["gen"])
+
+    # an interrupted cooldown resumes in its own folder, even after the campaign moved on
+    linear = run.parent / "mean-scale-hyperprior-cooldown-2-linear2"
+    linear.mkdir()
+    (linear / "checkpoint.pt").write_bytes((run / "checkpoint.pt").read_bytes())  # step 2, none trained yet
+    (linear / "config.json").write_text(json.dumps({**before["config"], "out": str(linear), "steps": 4}))
+    train(dataclasses.replace(cfg, steps=4))
+    assert campaign.cooldown("mean-scale-hyperprior", 2, "linear") == linear / "checkpoint.pt"
+    assert torch.load(linear / "checkpoint.pt", weights_only=True)["step"] == 4
+
+
+def test_a_checkpoint_from_before_lineages_gets_one_from_its_config(tmp_path):
+    """The campaign's checkpoint written by code without lineages: a cooldown resumed from a
+    copy names the warm start the old config did, and the wall time its log covers."""
+    import shutil
+
+    init = ROOT / "weights" / "mean-scale-hyperprior.safetensors"
+    old = dataclasses.replace(_config(tmp_path, "old", 2), init=str(init))
+    ck = torch.load(train(old), weights_only=True)
+    del ck["lineage"]
+    (tmp_path / "copy").mkdir()
+    torch.save(ck, tmp_path / "copy" / "checkpoint.pt")
+    shutil.copy(tmp_path / "old" / "log.jsonl", tmp_path / "copy" / "unrelated.jsonl")
+    lin = torch.load(train(dataclasses.replace(old, out=str(tmp_path / "copy"), steps=3)), weights_only=True)["lineage"]
+    assert lin["init"] == str(init) and len(lin["init_sha256"]) == 64
+    assert [r["out"] for r in lin["runs"]] == [str(tmp_path / "old"), str(tmp_path / "copy")]
+    assert lin["seconds"] > 0

@@ -48,7 +48,7 @@ class TrainConfig:
     crop: int = 128
     lr: float = 3e-4
     decay_at: float = 0.8  # fraction of steps after which the lr decays
-    decay: str = "step"  # "step": lr / 10 from decay_at on; "linear": from lr down to 0 at the last step
+    decay: str = "step"  # "step": lr / 10 from decay_at on; "linear": from lr falling linearly toward 0 (lr / n at the last of n steps)
     aux_lr: float = 1e-3
     distortion: str = "mse"  # mse or ms-ssim (needs crops of at least 192 pixels)
     lambdas: list[float] = field(default_factory=list)  # empty: the defaults for the distortion
@@ -75,7 +75,8 @@ class TrainConfig:
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
     """The learning rate of ``step`` (counted from 0) as a fraction of ``cfg.lr``, before warm-up."""
-    start = cfg.decay_at * cfg.steps
+    # the first step at or after decay_at * steps, within decay_at's printed precision (0.939394 * 16500: 15,500)
+    start = math.ceil(cfg.decay_at * cfg.steps - 1e-6 * cfg.steps)
     if step < start:
         return 1.0
     if cfg.decay == "linear":
@@ -259,7 +260,7 @@ def lineage(ck: dict | None, cfg: TrainConfig, step: int) -> dict:
     campaign, then a learning-rate drop resumed from a copy of its checkpoint). A resumed
     run's own ``--init`` only decides its parameter groups; it does not change the lineage.
     """
-    segment = {"from": step, **{k: getattr(cfg, k) for k in SEGMENT_KEYS}}
+    segment = {"from": step, **{k: getattr(cfg, k) for k in SEGMENT_KEYS}, "out": str(Path(cfg.out).resolve())}
     if ck is None:
         sha = hashlib.sha256(Path(cfg.init).read_bytes()).hexdigest() if cfg.init else ""
         return {"init": cfg.init, "init_sha256": sha, "seconds": 0.0, "runs": [segment]}
@@ -269,9 +270,10 @@ def lineage(ck: dict | None, cfg: TrainConfig, step: int) -> dict:
         init = Path(old.init) if old.init else None
         lin = {"init": old.init, "init_sha256": hashlib.sha256(init.read_bytes()).hexdigest() if init and init.exists() else "",
                "seconds": log_seconds(Path(old.out) / "log.jsonl"),
-               "runs": [{"from": 0, **{k: getattr(old, k) for k in SEGMENT_KEYS}}]}
+               "runs": [{"from": 0, **{k: getattr(old, k) for k in SEGMENT_KEYS}, "out": str(Path(old.out).resolve())}]}
     lin = copy.deepcopy(lin)
-    if {k: v for k, v in lin["runs"][-1].items() if k != "from"} != {k: v for k, v in segment.items() if k != "from"}:
+    settings = lambda run: {**run, "from": 0, "out": str(Path(run["out"]).resolve())}  # noqa: E731
+    if settings(lin["runs"][-1]) != settings(segment):
         lin["runs"].append(segment)
     return lin
 

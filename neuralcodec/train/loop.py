@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .._compressai import EntropyBottleneck
 from ..models.registry import get_spec
-from ..models.weights import load_state
+from ..models.weights import file_digest, load_state
 from .data import CropSampler
 from .widen import widen_state
 
@@ -251,6 +251,16 @@ def log_seconds(log: Path) -> float | None:
     return sum(r["sec"] for r, nxt in zip(recs, recs[1:] + [None]) if nxt is None or nxt["sec"] < r["sec"]) or None
 
 
+def _segment(cfg: TrainConfig, step: int) -> dict:
+    """One run of a lineage: the step it continued from and the settings it trained with."""
+    return {"from": step, **{k: getattr(cfg, k) for k in SEGMENT_KEYS}, "out": str(Path(cfg.out).resolve())}
+
+
+def _digest(path: str) -> str:
+    """The SHA-256 (hex) of a warm-start file, "" for none or one no longer on this machine."""
+    return file_digest(Path(path)).hex() if path and Path(path).exists() else ""
+
+
 def lineage(ck: dict | None, cfg: TrainConfig, step: int) -> dict:
     """Where a checkpoint's weights come from, carried from checkpoint to checkpoint.
 
@@ -260,21 +270,16 @@ def lineage(ck: dict | None, cfg: TrainConfig, step: int) -> dict:
     campaign, then a learning-rate drop resumed from a copy of its checkpoint). A resumed
     run's own ``--init`` only decides its parameter groups; it does not change the lineage.
     """
-    segment = {"from": step, **{k: getattr(cfg, k) for k in SEGMENT_KEYS}, "out": str(Path(cfg.out).resolve())}
     if ck is None:
-        sha = hashlib.sha256(Path(cfg.init).read_bytes()).hexdigest() if cfg.init else ""
-        return {"init": cfg.init, "init_sha256": sha, "seconds": 0.0, "runs": [segment]}
-    lin = ck.get("lineage")
-    if lin is None:  # a checkpoint from before lineages: its own config and log are all there is
+        lin = {"init": cfg.init, "init_sha256": _digest(cfg.init), "seconds": 0.0, "runs": [_segment(cfg, 0)]}
+    elif "lineage" in ck:
+        lin = copy.deepcopy(ck["lineage"])
+    else:  # a checkpoint from before lineages: its own config and log are all there is
         old = TrainConfig(**{k: v for k, v in ck["config"].items() if k in TrainConfig.__dataclass_fields__})
-        init = Path(old.init) if old.init else None
-        lin = {"init": old.init, "init_sha256": hashlib.sha256(init.read_bytes()).hexdigest() if init and init.exists() else "",
-               "seconds": log_seconds(Path(old.out) / "log.jsonl"),
-               "runs": [{"from": 0, **{k: getattr(old, k) for k in SEGMENT_KEYS}, "out": str(Path(old.out).resolve())}]}
-    lin = copy.deepcopy(lin)
-    settings = lambda run: {**run, "from": 0, "out": str(Path(run["out"]).resolve())}  # noqa: E731
-    if settings(lin["runs"][-1]) != settings(segment):
-        lin["runs"].append(segment)
+        lin = {"init": old.init, "init_sha256": _digest(old.init), "seconds": log_seconds(Path(old.out) / "log.jsonl"),
+               "runs": [_segment(old, 0)]}
+    if _segment(cfg, 0) != {**lin["runs"][-1], "from": 0, "out": str(Path(lin["runs"][-1]["out"]).resolve())}:
+        lin["runs"].append(_segment(cfg, step))
     return lin
 
 

@@ -181,10 +181,11 @@ def measure(model: str, limit: int, qualities: list[float] | None, checkpoint: P
           f"vs {base} PSNR {bd[f'vs_{base}']['psnr']:+.1f} %, vs WebP {bd['vs_webp']['psnr']:+.1f} %")
 
 
-def cooldown(model: str, steps: int, decay: str) -> Path:
+def cooldown(model: str, steps: int, decay: str, threads: int = 1) -> Path:
     """Copy the campaign's checkpoint to ``runs/campaign/<id>-cooldown-<step>-<decay><steps>/`` and
     train it ``steps`` more at a decaying lr (``decay`` step: a tenth of the campaign's; linear:
-    falling toward 0); returns the copy's checkpoint. Rerun, it resumes an unfinished one."""
+    falling toward 0) on ``threads`` threads (2 while the campaign is stopped); returns the copy's
+    checkpoint. Rerun, it resumes an unfinished one."""
     import torch
 
     src = run_dir(model)
@@ -207,9 +208,9 @@ def cooldown(model: str, steps: int, decay: str) -> Path:
     cfg.update(out=str(out), decay_at=step / (step + steps), decay=decay, steps=step + steps, eval_every=0)
     flags = [f"--{k}={v}" for k, v in cfg.items() if not isinstance(v, list)]
     flags += [a for k, v in cfg.items() if isinstance(v, list) and v for a in (f"--{k}", *map(str, v))]
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), *flags, f"--threads={RECIPE['threads']}"]
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), *flags, f"--threads={threads}"]
     print(f"cooldown of {model} from step {step}: {' '.join(cmd[1:])}")
-    env = {**os.environ, "OMP_NUM_THREADS": str(RECIPE["threads"])}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)
     print(f"next: python scripts/campaign.py measure --checkpoint {out / 'checkpoint.pt'}")
     return out / "checkpoint.pt"
@@ -232,12 +233,13 @@ def main() -> None:
     p.add_argument("--checkpoint", help="measure/export: another checkpoint (e.g. from scripts/train_gpu.sh)")
     p.add_argument("--steps", type=int, default=1000, help="cooldown: steps at the decaying lr")
     p.add_argument("--decay", choices=["step", "linear"], default="step", help="cooldown: lr shape (train.py --decay)")
+    p.add_argument("--threads", type=int, default=1, help="cooldown: torch threads (2 while the campaign is stopped)")
     p.add_argument("--baseline", help="measure: the shipped version to compare with, ID[@N] (default: the model's newest)")
     a = p.parse_args()
     if a.action == "measure":
         measure(a.model, a.limit, a.qualities, _checkpoint(a.model, a.checkpoint), a.baseline)
     elif a.action == "cooldown":
-        cooldown(a.model, a.steps, a.decay)
+        cooldown(a.model, a.steps, a.decay, a.threads)
     elif a.action == "export":
         export(a.model, a.quality_range, a.default_quality, _checkpoint(a.model, a.checkpoint))
     else:

@@ -342,8 +342,12 @@ def test_campaign_cooldown_trains_a_copy_at_a_decaying_lr(tmp_path, monkeypatch)
     (linear / "checkpoint.pt").write_bytes((run / "checkpoint.pt").read_bytes())  # step 2, none trained yet
     (linear / "config.json").write_text(json.dumps({**before["config"], "out": str(linear), "steps": 4}))
     train(dataclasses.replace(cfg, steps=4))
-    assert campaign.cooldown("mean-scale-hyperprior", 2, "linear") == linear / "checkpoint.pt"
+    calls = []
+    real_run = campaign.subprocess.run
+    monkeypatch.setattr(campaign.subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw["env"])) or real_run(cmd, **kw))
+    assert campaign.cooldown("mean-scale-hyperprior", 2, "linear", threads=2) == linear / "checkpoint.pt"
     assert torch.load(linear / "checkpoint.pt", weights_only=True)["step"] == 4
+    assert calls[0][0][-1] == "--threads=2" and calls[0][1]["OMP_NUM_THREADS"] == "2"  # the campaign stopped: both cores
 
 
 def test_a_checkpoint_from_before_lineages_gets_one_from_its_config(tmp_path):

@@ -132,7 +132,12 @@ def stop(model: str) -> None:
 
 
 def _checkpoint(model: str, path: str | None) -> Path:
-    return Path(path) if path else run_dir(model) / "checkpoint.pt"
+    """The checkpoint to measure or export, read once so a bad one stops here with one line."""
+    from neuralcodec.train.loop import read_checkpoint
+
+    checkpoint = Path(path) if path else run_dir(model) / "checkpoint.pt"
+    read_checkpoint(checkpoint)
+    return checkpoint
 
 
 def _install(model: str, folder: Path | None, checkpoint: Path, quality_range: list[float] | None = None,
@@ -145,7 +150,8 @@ def _install(model: str, folder: Path | None, checkpoint: Path, quality_range: l
     cmd += ["--out", str(folder)] if folder else []
     cmd += ["--quality-range", *map(str, quality_range)] if quality_range else []
     cmd += ["--default-quality", str(default_quality)] if default_quality is not None else []
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    if subprocess.run(cmd, cwd=ROOT).returncode:
+        raise SystemExit(f"campaign: could not install {checkpoint} (export_weights.py said why above)")
     return f"{model}@{find_version(model, manifest=read_manifest(folder or weights_dir()))['version']}"
 
 
@@ -174,9 +180,9 @@ def measure(model: str, limit: int, qualities: list[float] | None, checkpoint: P
         print(" ".join(cmd[1:]))
         subprocess.run(cmd, check=True, cwd=ROOT, env=os.environ)
     bd = json.loads((out / "rd.json").read_text())["bd_rate"][candidate]
-    import torch
+    from neuralcodec.train.loop import read_checkpoint
 
-    step = torch.load(checkpoint, weights_only=True, map_location="cpu")["step"]
+    step = read_checkpoint(checkpoint)["step"]
     print(f"\ncandidate {candidate} ({checkpoint}, step {step}): "
           f"vs {base} PSNR {bd[f'vs_{base}']['psnr']:+.1f} %, vs WebP {bd['vs_webp']['psnr']:+.1f} %")
 
@@ -186,21 +192,21 @@ def cooldown(model: str, steps: int, decay: str, threads: int = 1) -> Path:
     train it ``steps`` more at a decaying lr (``decay`` step: a tenth of the campaign's; linear:
     falling toward 0) on ``threads`` threads (2 while the campaign is stopped); returns the copy's
     checkpoint. Rerun, it resumes an unfinished one."""
-    import torch
+    from neuralcodec.train.loop import read_checkpoint
 
     src = run_dir(model)
     if not (src / "checkpoint.pt").exists():
         raise SystemExit(f"campaign: no checkpoint in {src} to cool down")
     tag = f"{decay}{steps}"
     unfinished = [d for d in src.parent.glob(f"{model}-cooldown-*-{tag}") if (d / "config.json").exists()
-                  and torch.load(d / "checkpoint.pt", weights_only=True)["step"] < json.loads((d / "config.json").read_text())["steps"]]
+                  and read_checkpoint(d / "checkpoint.pt")["step"] < json.loads((d / "config.json").read_text())["steps"]]
     if unfinished:  # an interrupted cooldown of the same shape resumes, whatever the campaign did since
         out = unfinished[0]
         step = json.loads((out / "config.json").read_text())["steps"] - steps
     else:
         tmp = src.parent / f".{model}-cooldown.tmp"
         shutil.copy(src / "checkpoint.pt", tmp)  # a copy first: the campaign rewrites its checkpoint
-        step = torch.load(tmp, weights_only=True, map_location="cpu")["step"]
+        step = read_checkpoint(tmp)["step"]
         out = src.parent / f"{model}-cooldown-{step}-{tag}"
         out.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, out / "checkpoint.pt")
@@ -236,6 +242,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="cooldown: torch threads (2 while the campaign is stopped)")
     p.add_argument("--baseline", help="measure: the shipped version to compare with, ID[@N] (default: the model's newest)")
     a = p.parse_args()
+    try:
+        run(a)
+    except ValueError as e:  # a bad checkpoint (CheckpointError), an unknown model or version: one line
+        raise SystemExit(f"campaign: {e}")
+
+
+def run(a: argparse.Namespace) -> None:
     if a.action == "measure":
         measure(a.model, a.limit, a.qualities, _checkpoint(a.model, a.checkpoint), a.baseline)
     elif a.action == "cooldown":

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from neuralcodec.models.registry import get_spec
 from neuralcodec.models.weights import export_weights, load_state
 from neuralcodec.models.manifest import find_version
-from neuralcodec.train.loop import DEFAULT_LAMBDAS, MS_SSIM_LAMBDAS, SEGMENT_KEYS, TrainConfig, lineage, log_seconds
+from neuralcodec.train.loop import (DEFAULT_LAMBDAS, MS_SSIM_LAMBDAS, SEGMENT_KEYS, CheckpointError, TrainConfig, lineage,
+                                   log_seconds, read_checkpoint)
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +58,10 @@ def main() -> None:
                    help="qualities the weights are shipped for (those that measured better than JPEG)")
     p.add_argument("--default-quality", type=float)
     args = p.parse_args()
-    ck = torch.load(args.checkpoint, weights_only=True, map_location="cpu")
+    try:
+        ck = read_checkpoint(args.checkpoint)
+    except CheckpointError as e:
+        raise SystemExit(f"export_weights: {e}")
     cfg = ck["config"]
     model = get_spec(cfg["model"]).build()
     load_state(model, ck["model"])

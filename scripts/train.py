@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 
 from neuralcodec._malloc import tune_malloc
-from neuralcodec.train.loop import TrainConfig, train
+from neuralcodec.train.loop import CheckpointError, TrainConfig, train
 
 
 def main() -> None:
@@ -32,7 +32,10 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(threads)
-    print(train(TrainConfig(**args)))
+    try:
+        print(train(TrainConfig(**args)))
+    except CheckpointError as e:
+        raise SystemExit(f"train: {e}")
 
 
 if __name__ == "__main__":

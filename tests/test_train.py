@@ -1,13 +1,15 @@
 """Training resumes exactly: N steps in one go equal N/2 steps, a restart, and N/2 more."""
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from neuralcodec.train.loop import TrainConfig, lambda_for_quality, sample_qualities, train
+from neuralcodec.train.loop import CheckpointError, TrainConfig, lambda_for_quality, sample_qualities, train
 
 from .conftest import SAMPLES
 
@@ -50,7 +52,7 @@ def test_checkpoint_is_plain_data(tmp_path):
     assert {"model", "opt", "aux_opt", "gen", "rng", "step", "config"} <= set(ck)
     evil = tmp_path / "evil.pt"
     evil.write_bytes(pickle.dumps({"model": _Evil()}, protocol=2))
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(CheckpointError, match="UnpicklingError"):  # refused, not run (it would exit)
         train(dataclasses.replace(_config(tmp_path, "warm", 1), init=str(evil)))
 
 
@@ -83,8 +85,6 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     """`torchrun --nproc_per_node 2 scripts/train.py` (gloo on CPU): both ranks report the same
     state digest after training, and the run resumes like a single-process one."""
     import json
-    import subprocess
-    import sys
     from pathlib import Path
 
     cfg = _config(tmp_path, "ddp", 3)
@@ -284,8 +284,6 @@ def test_lineage_follows_a_branch_to_its_export(tmp_path):
     and their summed wall time, not the drop's own --init and step count alone."""
     import json
     import shutil
-    import subprocess
-    import sys
 
     from neuralcodec.models.manifest import find_version
 
@@ -366,3 +364,29 @@ def test_a_checkpoint_from_before_lineages_gets_one_from_its_config(tmp_path):
     assert lin["init"] == str(init) and len(lin["init_sha256"]) == 64
     assert [r["out"] for r in lin["runs"]] == [str(tmp_path / "old"), str(tmp_path / "copy")]
     assert lin["seconds"] > 0
+
+
+def test_a_bad_checkpoint_stops_the_scripts_with_one_line(tmp_path):
+    """A truncated, foreign or missing checkpoint: CheckpointError, and export_weights.py, train.py
+    and campaign.py exit non-zero with one line instead of torch's traceback."""
+    from neuralcodec.train.loop import read_checkpoint
+
+    good = tmp_path / "good.pt"
+    torch.save({"model": {}, "config": {}, "step": 3}, good)
+    assert read_checkpoint(good)["step"] == 3
+    truncated, foreign = tmp_path / "truncated.pt", tmp_path / "foreign.pt"
+    truncated.write_bytes(good.read_bytes()[:200])
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    for path, says in [(truncated, "not a readable training checkpoint"), (foreign, "no model, config and step"),
+                       (tmp_path / "missing.pt", "no such checkpoint")]:
+        with pytest.raises(CheckpointError, match=says):
+            read_checkpoint(path)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(truncated.read_bytes())
+    for cmd in (["export_weights.py", str(truncated), "--out", str(tmp_path / "w")],
+                ["campaign.py", "measure", "--checkpoint", str(foreign)],
+                ["train.py", "--model", "factorized-prior", "--out", str(run), "--steps", "1"]):
+        r = subprocess.run([sys.executable, str(ROOT / "scripts" / cmd[0]), *cmd[1:]], capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode != 0 and "Traceback" not in r.stderr, (cmd, r.stderr)
+        assert "checkpoint" in r.stderr.strip().splitlines()[-1]

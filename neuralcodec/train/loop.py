@@ -127,6 +127,24 @@ def load_moments(opt: torch.optim.Optimizer, state: dict) -> None:
         g.update(h)
 
 
+class CheckpointError(ValueError):
+    """A file that is not a readable training checkpoint (missing, truncated or foreign)."""
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The training checkpoint at ``path`` (tensors on CPU): a dict with at least model, config
+    and step. Raises CheckpointError, one line, for anything else."""
+    try:
+        ck = torch.load(path, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except Exception as e:  # truncated zip, foreign pickle, ...: torch raises many kinds
+        raise CheckpointError(f"{path}: not a readable training checkpoint ({type(e).__name__}: {str(e).splitlines()[0].split('. ')[0][:160]})") from None
+    if not isinstance(ck, dict) or not {"model", "config", "step"} <= ck.keys():
+        raise CheckpointError(f"{path}: not a training checkpoint (no model, config and step)")
+    return ck
+
+
 def warm_start(model: torch.nn.Module, path: str) -> list[str]:
     """Copy every tensor of ``path`` whose name and shape match into ``model``; returns the names
     of the model's tensors that kept their initialization. Weights of a model with fewer latent
@@ -136,7 +154,7 @@ def warm_start(model: torch.nn.Module, path: str) -> list[str]:
 
         state = load_file(path)
     else:
-        state = torch.load(path, weights_only=True, map_location="cpu")["model"]
+        state = read_checkpoint(path)["model"]
     own = model.state_dict()
     key = "gain.log_gain"
     if key in state and key in own and state[key].shape[1] < own[key].shape[1]:
@@ -321,7 +339,7 @@ def train(cfg: TrainConfig) -> Path:
         for n, p in model.named_parameters():  # the quantiles keep training (aux loss only)
             p.requires_grad_(n.startswith(prefixes) or n in aux_names)
     step = 0
-    ck = torch.load(ckpt_path, weights_only=True, map_location="cpu") if ckpt_path.exists() else None
+    ck = read_checkpoint(ckpt_path) if ckpt_path.exists() else None
     fresh: list[str] = []
     if cfg.init:
         fresh = warm_start(model, cfg.init)  # also on resume: it decides the parameter groups

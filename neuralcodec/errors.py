@@ -50,6 +50,10 @@ class InputError(NeuralCodecError):
     """An input image or video cannot be read or is not supported."""
 
 
+class CheckpointError(NeuralCodecError, ValueError):
+    """A file that is not a readable training checkpoint (missing, empty, truncated or foreign)."""
+
+
 class ReconstructionMismatchWarning(UserWarning):
     """Latents decoded exactly, but the 8-bit output is not bit-identical to the encoder's
     reconstruction (float round-off of the synthesis on another device, thread count or build)."""

@@ -34,6 +34,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from neuralcodec.errors import CheckpointError, NeuralCodecError
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = "elic-context-hyperprior"  # best shipped model: the one the campaign trains
 # Fixed per model so that a resumed run continues the same recipe (see docs/benchmarks.md).
@@ -194,6 +196,9 @@ def cooldown(model: str, steps: int, decay: str, threads: int = 1) -> Path:
     checkpoint. Rerun, it resumes an unfinished one."""
     from neuralcodec.train.loop import read_checkpoint
 
+    if threads > RECIPE["threads"] and _pid(model):
+        print(f"campaign: note: the campaign of {model} is running; {threads} cooldown threads will share its core")
+
     src = run_dir(model)
     if not (src / "checkpoint.pt").exists():
         raise SystemExit(f"campaign: no checkpoint in {src} to cool down")
@@ -206,7 +211,11 @@ def cooldown(model: str, steps: int, decay: str, threads: int = 1) -> Path:
     else:
         tmp = src.parent / f".{model}-cooldown.tmp"
         shutil.copy(src / "checkpoint.pt", tmp)  # a copy first: the campaign rewrites its checkpoint
-        step = read_checkpoint(tmp)["step"]
+        try:
+            step = read_checkpoint(tmp)["step"]
+        except CheckpointError:
+            tmp.unlink()
+            raise
         out = src.parent / f"{model}-cooldown-{step}-{tag}"
         out.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, out / "checkpoint.pt")
@@ -239,16 +248,16 @@ def main() -> None:
     p.add_argument("--checkpoint", help="measure/export: another checkpoint (e.g. from scripts/train_gpu.sh)")
     p.add_argument("--steps", type=int, default=1000, help="cooldown: steps at the decaying lr")
     p.add_argument("--decay", choices=["step", "linear"], default="step", help="cooldown: lr shape (train.py --decay)")
-    p.add_argument("--threads", type=int, default=1, help="cooldown: torch threads (2 while the campaign is stopped)")
+    p.add_argument("--threads", type=int, default=RECIPE["threads"], help="cooldown: torch threads (2 while the campaign is stopped)")
     p.add_argument("--baseline", help="measure: the shipped version to compare with, ID[@N] (default: the model's newest)")
     a = p.parse_args()
     try:
-        run(a)
-    except ValueError as e:  # a bad checkpoint (CheckpointError), an unknown model or version: one line
+        dispatch(a)
+    except NeuralCodecError as e:  # a bad checkpoint (CheckpointError), an unknown model: one line
         raise SystemExit(f"campaign: {e}")
 
 
-def run(a: argparse.Namespace) -> None:
+def dispatch(a: argparse.Namespace) -> None:
     if a.action == "measure":
         measure(a.model, a.limit, a.qualities, _checkpoint(a.model, a.checkpoint), a.baseline)
     elif a.action == "cooldown":

@@ -1,6 +1,7 @@
 """Training resumes exactly: N steps in one go equal N/2 steps, a restart, and N/2 more."""
 
 import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -374,11 +375,12 @@ def test_a_bad_checkpoint_stops_the_scripts_with_one_line(tmp_path):
     good = tmp_path / "good.pt"
     torch.save({"model": {}, "config": {}, "step": 3}, good)
     assert read_checkpoint(good)["step"] == 3
-    truncated, foreign = tmp_path / "truncated.pt", tmp_path / "foreign.pt"
+    truncated, foreign, empty = tmp_path / "truncated.pt", tmp_path / "foreign.pt", tmp_path / "empty.pt"
     truncated.write_bytes(good.read_bytes()[:200])
     torch.save({"weights": torch.zeros(2)}, foreign)
+    empty.write_bytes(b"")
     for path, says in [(truncated, "not a readable training checkpoint"), (foreign, "no model, config and step"),
-                       (tmp_path / "missing.pt", "no such checkpoint")]:
+                       (empty, "not a readable training checkpoint"), (tmp_path / "missing.pt", "no such checkpoint")]:
         with pytest.raises(CheckpointError, match=says):
             read_checkpoint(path)
     run = tmp_path / "run"
@@ -389,4 +391,5 @@ def test_a_bad_checkpoint_stops_the_scripts_with_one_line(tmp_path):
                 ["train.py", "--model", "factorized-prior", "--out", str(run), "--steps", "1"]):
         r = subprocess.run([sys.executable, str(ROOT / "scripts" / cmd[0]), *cmd[1:]], capture_output=True, text=True, cwd=ROOT)
         assert r.returncode != 0 and "Traceback" not in r.stderr, (cmd, r.stderr)
-        assert "checkpoint" in r.stderr.strip().splitlines()[-1]
+        line, = r.stderr.strip().splitlines()
+        assert re.search(r"\.pt: (not a (readable )?training checkpoint|no such checkpoint)", line), line

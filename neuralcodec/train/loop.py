@@ -23,6 +23,7 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .._compressai import EntropyBottleneck
+from ..errors import CheckpointError
 from ..models.registry import get_spec
 from ..models.weights import file_digest, load_state
 from .data import CropSampler
@@ -127,10 +128,6 @@ def load_moments(opt: torch.optim.Optimizer, state: dict) -> None:
         g.update(h)
 
 
-class CheckpointError(ValueError):
-    """A file that is not a readable training checkpoint (missing, truncated or foreign)."""
-
-
 def read_checkpoint(path: str | Path) -> dict:
     """The training checkpoint at ``path`` (tensors on CPU): a dict with at least model, config
     and step. Raises CheckpointError, one line, for anything else."""
@@ -138,8 +135,9 @@ def read_checkpoint(path: str | Path) -> dict:
         ck = torch.load(path, weights_only=True, map_location="cpu")
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint") from None
-    except Exception as e:  # truncated zip, foreign pickle, ...: torch raises many kinds
-        raise CheckpointError(f"{path}: not a readable training checkpoint ({type(e).__name__}: {str(e).splitlines()[0].split('. ')[0][:160]})") from None
+    except Exception as e:  # empty, truncated zip, foreign pickle, ...: torch raises many kinds
+        why = (str(e).strip().splitlines() or ["empty file"])[0].split(". ")[0][:160]
+        raise CheckpointError(f"{path}: not a readable training checkpoint ({type(e).__name__}: {why})") from None
     if not isinstance(ck, dict) or not {"model", "config", "step"} <= ck.keys():
         raise CheckpointError(f"{path}: not a training checkpoint (no model, config and step)")
     return ck

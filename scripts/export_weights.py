@@ -13,8 +13,9 @@ from pathlib import Path
 from neuralcodec.models.registry import get_spec
 from neuralcodec.models.weights import export_weights, load_state
 from neuralcodec.models.manifest import find_version
-from neuralcodec.train.loop import (DEFAULT_LAMBDAS, MS_SSIM_LAMBDAS, SEGMENT_KEYS, CheckpointError, TrainConfig, lineage,
-                                   log_seconds, read_checkpoint)
+from neuralcodec.errors import CheckpointError
+from neuralcodec.train.loop import (DEFAULT_LAMBDAS, MS_SSIM_LAMBDAS, SEGMENT_KEYS, TrainConfig, lineage, log_seconds,
+                                   read_checkpoint)
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,8 @@ import argparse
 import dataclasses
 
 from neuralcodec._malloc import tune_malloc
-from neuralcodec.train.loop import CheckpointError, TrainConfig, train
+from neuralcodec.errors import CheckpointError
+from neuralcodec.train.loop import TrainConfig, train
 
 
 def main() -> None:

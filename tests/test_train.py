@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from neuralcodec.train.loop import CheckpointError, TrainConfig, lambda_for_quality, sample_qualities, train
+from neuralcodec.errors import CheckpointError
+from neuralcodec.train.loop import TrainConfig, lambda_for_quality, sample_qualities, train
 
 from .conftest import SAMPLES
 

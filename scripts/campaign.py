@@ -255,6 +255,8 @@ def main() -> None:
         dispatch(a)
     except NeuralCodecError as e:  # a bad checkpoint (CheckpointError), an unknown model: one line
         raise SystemExit(f"campaign: {e}")
+    except subprocess.CalledProcessError as e:  # train.py / eval_rd.py already said why
+        raise SystemExit(f"campaign: {Path(e.cmd[1]).name} failed (exit {e.returncode}); its message is above")
 
 
 def dispatch(a: argparse.Namespace) -> None:

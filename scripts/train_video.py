@@ -34,10 +34,14 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from neuralcodec.errors import CheckpointError  # noqa: E402
 from neuralcodec.io.files import list_images  # noqa: E402
 from neuralcodec.io.video import open_video  # noqa: E402
 from neuralcodec.models.video_weights import export_video_weights, get_video_spec  # noqa: E402
 from neuralcodec.models.weights import load_model  # noqa: E402
+from neuralcodec.train.loop import read_checkpoint  # noqa: E402
+
+CHECKPOINT_KEYS = ("model", "opt", "aux_opt", "gen", "step")
 
 # (name, path relative to --data, first frame, end frame or None, open_video kwargs)
 TRAIN_CLIPS = [
@@ -174,6 +178,8 @@ def sequence_bits(model, image, u: torch.Tensor, quality: torch.Tensor, drop: to
 def train(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "checkpoint.pt"
+    ck = read_checkpoint(ckpt, CHECKPOINT_KEYS) if ckpt.exists() else None  # a bad one stops before the latents are built
     lat_path = Path(args.latents) if args.latents else out.parent / "latents.safetensors"
     if not lat_path.exists():
         build_latents(args, lat_path)
@@ -192,9 +198,7 @@ def train(args) -> None:
     aux_opt = torch.optim.Adam(aux, lr=1e-3)
     gen = torch.Generator().manual_seed(args.seed)
     step = 0
-    ckpt = out / "checkpoint.pt"
-    if ckpt.exists():
-        ck = torch.load(ckpt, weights_only=True)
+    if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         aux_opt.load_state_dict(ck["aux_opt"])
@@ -247,7 +251,7 @@ def train(args) -> None:
 
 def export(args) -> None:
     out = Path(args.out)
-    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    ck = read_checkpoint(out / "checkpoint.pt", CHECKPOINT_KEYS)
     model = get_video_spec(args.model).build()
     model.load_state_dict(ck["model"])
     cfg = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else vars(args)
@@ -289,10 +293,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if args.export:
-        export(args)
-    else:
-        train(args)
+    try:
+        if args.export:
+            export(args)
+        else:
+            train(args)
+    except CheckpointError as e:
+        raise SystemExit(f"train_video: {e}")
 
 
 if __name__ == "__main__":

@@ -384,13 +384,36 @@ def test_a_bad_checkpoint_stops_the_scripts_with_one_line(tmp_path):
                        (empty, "not a readable training checkpoint"), (tmp_path / "missing.pt", "no such checkpoint")]:
         with pytest.raises(CheckpointError, match=says):
             read_checkpoint(path)
-    run = tmp_path / "run"
+    run, video_run = tmp_path / "run", tmp_path / "video"
     run.mkdir()
+    video_run.mkdir()
     (run / "checkpoint.pt").write_bytes(truncated.read_bytes())
+    (video_run / "checkpoint.pt").write_bytes(good.read_bytes())  # an image run's: no optimizer states
     for cmd in (["export_weights.py", str(truncated), "--out", str(tmp_path / "w")],
                 ["campaign.py", "measure", "--checkpoint", str(foreign)],
-                ["train.py", "--model", "factorized-prior", "--out", str(run), "--steps", "1"]):
+                ["train.py", "--model", "factorized-prior", "--out", str(run), "--steps", "1"],
+                ["train_video.py", "--out", str(run), "--steps", "1"],
+                ["train_video.py", "--export", "--out", str(video_run)]):
         r = subprocess.run([sys.executable, str(ROOT / "scripts" / cmd[0]), *cmd[1:]], capture_output=True, text=True, cwd=ROOT)
         assert r.returncode != 0 and "Traceback" not in r.stderr, (cmd, r.stderr)
         line, = r.stderr.strip().splitlines()
         assert re.search(r"\.pt: (not a (readable )?training checkpoint|no such checkpoint)", line), line
+    assert line.endswith("(no model, opt, aux_opt, gen and step)")
+
+
+def test_a_failed_step_of_the_campaign_ends_in_one_line(monkeypatch):
+    """train.py or eval_rd.py failing under `campaign.py` (they print their own message): one more
+    line naming the script, no CalledProcessError traceback."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("campaign", ROOT / "scripts" / "campaign.py")
+    campaign = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(campaign)
+
+    def fails(a):
+        raise subprocess.CalledProcessError(2, [sys.executable, str(ROOT / "scripts" / "eval_rd.py"), "--models"])
+
+    monkeypatch.setattr(campaign, "dispatch", fails)
+    monkeypatch.setattr(sys, "argv", ["campaign.py", "measure"])
+    with pytest.raises(SystemExit, match=r"^campaign: eval_rd\.py failed \(exit 2\); its message is above$"):
+        campaign.main()

@@ -128,9 +128,9 @@ def load_moments(opt: torch.optim.Optimizer, state: dict) -> None:
         g.update(h)
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The training checkpoint at ``path`` (tensors on CPU): a dict with at least model, config
-    and step. Raises CheckpointError, one line, for anything else."""
+def read_checkpoint(path: str | Path, keys: tuple[str, ...] = ("model", "config", "step")) -> dict:
+    """The training checkpoint at ``path`` (tensors on CPU): a dict with at least ``keys`` (an
+    image run's: model, config and step). Raises CheckpointError, one line, for anything else."""
     try:
         ck = torch.load(path, weights_only=True, map_location="cpu")
     except FileNotFoundError:
@@ -138,8 +138,8 @@ def read_checkpoint(path: str | Path) -> dict:
     except Exception as e:  # empty, truncated zip, foreign pickle, ...: torch raises many kinds
         why = (str(e).strip().splitlines() or ["empty file"])[0].split(". ")[0][:160]
         raise CheckpointError(f"{path}: not a readable training checkpoint ({type(e).__name__}: {why})") from None
-    if not isinstance(ck, dict) or not {"model", "config", "step"} <= ck.keys():
-        raise CheckpointError(f"{path}: not a training checkpoint (no model, config and step)")
+    if not isinstance(ck, dict) or not set(keys) <= ck.keys():
+        raise CheckpointError(f"{path}: not a training checkpoint (no {', '.join(keys[:-1])} and {keys[-1]})")
     return ck
 
 

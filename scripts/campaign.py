@@ -255,8 +255,9 @@ def main() -> None:
         dispatch(a)
     except NeuralCodecError as e:  # a bad checkpoint (CheckpointError), an unknown model: one line
         raise SystemExit(f"campaign: {e}")
-    except subprocess.CalledProcessError as e:  # train.py / eval_rd.py already said why
-        raise SystemExit(f"campaign: {Path(e.cmd[1]).name} failed (exit {e.returncode}); its message is above")
+    except subprocess.CalledProcessError as e:  # train.py / eval_rd.py said why, unless a signal killed it
+        why = f"was killed by signal {-e.returncode}" if e.returncode < 0 else f"failed (exit {e.returncode}); its message is above"
+        raise SystemExit(f"campaign: {Path(e.cmd[1]).name} {why}")
 
 
 def dispatch(a: argparse.Namespace) -> None:

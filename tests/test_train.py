@@ -369,8 +369,8 @@ def test_a_checkpoint_from_before_lineages_gets_one_from_its_config(tmp_path):
 
 
 def test_a_bad_checkpoint_stops_the_scripts_with_one_line(tmp_path):
-    """A truncated, foreign or missing checkpoint: CheckpointError, and export_weights.py, train.py
-    and campaign.py exit non-zero with one line instead of torch's traceback."""
+    """A truncated, foreign or missing checkpoint: CheckpointError, and export_weights.py, train.py,
+    train_video.py and campaign.py exit non-zero with one line instead of torch's traceback."""
     from neuralcodec.train.loop import read_checkpoint
 
     good = tmp_path / "good.pt"
@@ -380,7 +380,7 @@ def test_a_bad_checkpoint_stops_the_scripts_with_one_line(tmp_path):
     truncated.write_bytes(good.read_bytes()[:200])
     torch.save({"weights": torch.zeros(2)}, foreign)
     empty.write_bytes(b"")
-    for path, says in [(truncated, "not a readable training checkpoint"), (foreign, "no model, config and step"),
+    for path, says in [(truncated, "not a readable training checkpoint"), (foreign, r"no model, config, step\)"),
                        (empty, "not a readable training checkpoint"), (tmp_path / "missing.pt", "no such checkpoint")]:
         with pytest.raises(CheckpointError, match=says):
             read_checkpoint(path)
@@ -392,13 +392,14 @@ def test_a_bad_checkpoint_stops_the_scripts_with_one_line(tmp_path):
     for cmd in (["export_weights.py", str(truncated), "--out", str(tmp_path / "w")],
                 ["campaign.py", "measure", "--checkpoint", str(foreign)],
                 ["train.py", "--model", "factorized-prior", "--out", str(run), "--steps", "1"],
-                ["train_video.py", "--out", str(run), "--steps", "1"],
+                # no data: reading the checkpoint must come before building the latent cache
+                ["train_video.py", "--out", str(run), "--data", str(tmp_path / "none"), "--photos", str(tmp_path / "none")],
                 ["train_video.py", "--export", "--out", str(video_run)]):
         r = subprocess.run([sys.executable, str(ROOT / "scripts" / cmd[0]), *cmd[1:]], capture_output=True, text=True, cwd=ROOT)
         assert r.returncode != 0 and "Traceback" not in r.stderr, (cmd, r.stderr)
         line, = r.stderr.strip().splitlines()
         assert re.search(r"\.pt: (not a (readable )?training checkpoint|no such checkpoint)", line), line
-    assert line.endswith("(no model, opt, aux_opt, gen and step)")
+    assert line.endswith("not a training checkpoint of this kind (no opt, aux_opt, gen)")  # an image run's
 
 
 def test_a_failed_step_of_the_campaign_ends_in_one_line(monkeypatch):
@@ -416,4 +417,7 @@ def test_a_failed_step_of_the_campaign_ends_in_one_line(monkeypatch):
     monkeypatch.setattr(campaign, "dispatch", fails)
     monkeypatch.setattr(sys, "argv", ["campaign.py", "measure"])
     with pytest.raises(SystemExit, match=r"^campaign: eval_rd\.py failed \(exit 2\); its message is above$"):
+        campaign.main()
+    monkeypatch.setattr(campaign, "dispatch", lambda a: subprocess.run([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], check=True))
+    with pytest.raises(SystemExit, match=r"^campaign: -c was killed by signal 9$"):
         campaign.main()

@@ -138,8 +138,9 @@ def read_checkpoint(path: str | Path, keys: tuple[str, ...] = ("model", "config"
     except Exception as e:  # empty, truncated zip, foreign pickle, ...: torch raises many kinds
         why = (str(e).strip().splitlines() or ["empty file"])[0].split(". ")[0][:160]
         raise CheckpointError(f"{path}: not a readable training checkpoint ({type(e).__name__}: {why})") from None
-    if not isinstance(ck, dict) or not set(keys) <= ck.keys():
-        raise CheckpointError(f"{path}: not a training checkpoint (no {', '.join(keys[:-1])} and {keys[-1]})")
+    missing = [k for k in keys if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise CheckpointError(f"{path}: not a training checkpoint of this kind (no {', '.join(missing)})")
     return ck
 
 

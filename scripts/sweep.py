@@ -31,7 +31,7 @@ from neuralcodec import evaluation as ev
 from neuralcodec._malloc import tune_malloc
 from neuralcodec.models.registry import get_spec
 from neuralcodec.models.weights import export_weights, load_model, load_state
-from neuralcodec.train.loop import DEFAULT_LAMBDAS, TrainConfig, train
+from neuralcodec.train.loop import DEFAULT_LAMBDAS, TrainConfig, read_checkpoint, train
 
 
 def evaluate_in(folder: Path | None, model: str, qualities: list[float], images, device: str) -> list[dict]:
@@ -48,7 +48,7 @@ def train_and_export(args: argparse.Namespace, run: Path, extra: dict) -> Path:
     """Train one run (resumable) and export its weights to ``run/weights``."""
     cfg = TrainConfig(model=args.model, data=args.data, out=str(run), steps=args.steps, lr=args.lr,
                       init=args.init, precision=args.precision, **extra)
-    ck = torch.load(train(cfg), weights_only=True, map_location="cpu")
+    ck = read_checkpoint(train(cfg))
     model = get_spec(args.model).build()
     load_state(model, ck["model"])
     export_weights(model, args.model, {"training": {**extra, "steps": ck["step"], "precision": args.precision}},

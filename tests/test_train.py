@@ -314,15 +314,22 @@ def test_lineage_follows_a_branch_to_its_export(tmp_path):
     assert f"; then from its step-2 checkpoint: python scripts/train.py --model mean-scale-hyperprior --out {drop.out}" in record["command"]
 
 
-def test_campaign_cooldown_trains_a_copy_at_a_decaying_lr(tmp_path, monkeypatch):
-    """`campaign.py cooldown` leaves the campaign's run alone and continues a copy of its
-    checkpoint with the campaign's own data and recipe, the lr decaying to its last step."""
+def _campaign_script():
+    """scripts/campaign.py as a module."""
     import importlib.util
-    import json
 
     spec = importlib.util.spec_from_file_location("campaign", ROOT / "scripts" / "campaign.py")
     campaign = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(campaign)
+    return campaign
+
+
+def test_campaign_cooldown_trains_a_copy_at_a_decaying_lr(tmp_path, monkeypatch):
+    """`campaign.py cooldown` leaves the campaign's run alone and continues a copy of its
+    checkpoint with the campaign's own data and recipe, the lr decaying to its last step."""
+    import json
+
+    campaign = _campaign_script()
     run = tmp_path / "campaign" / "mean-scale-hyperprior"
     cfg = dataclasses.replace(_config(tmp_path, "campaign/mean-scale-hyperprior", 2), lr=1e-4)
     before = torch.load(train(cfg), weights_only=True)
@@ -405,11 +412,7 @@ def test_a_bad_checkpoint_stops_the_scripts_with_one_line(tmp_path):
 def test_a_failed_step_of_the_campaign_ends_in_one_line(monkeypatch):
     """train.py or eval_rd.py failing under `campaign.py` (they print their own message): one more
     line naming the script, no CalledProcessError traceback."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("campaign", ROOT / "scripts" / "campaign.py")
-    campaign = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(campaign)
+    campaign = _campaign_script()
 
     def fails(a):
         raise subprocess.CalledProcessError(2, [sys.executable, str(ROOT / "scripts" / "eval_rd.py"), "--models"])

@@ -76,7 +76,8 @@ def main() -> None:
             "lambdas": cfg.get("lambdas") or (DEFAULT_LAMBDAS if distortion == "mse" else MS_SSIM_LAMBDAS),
             "init": describe_init(cfg["model"], lin),
             "hardware": "2 CPU cores (AMD EPYC), torch 2.14.1",
-            "wall_seconds": lin["seconds"] if lin["seconds"] is not None else log_seconds(Path(args.checkpoint).parent / "log.jsonl"),
+            "wall_seconds": round(lin["seconds"], 1) if lin["seconds"] is not None
+            else log_seconds(Path(args.checkpoint).parent / "log.jsonl"),
             "command": "; then ".join(run_command(cfg["model"], r, ck["step"], lin) for r in lin["runs"]),
         }
     }

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .base import Coded, ImageCodec
+from .determinism import fast_bf16
 from .gain import GainUnits
 from .transforms import Rounder
 
@@ -43,7 +44,8 @@ class Schedule:
     lr: float = 0.06
     tau0: float = 0.5
     tau1: float = 0.2
-    bf16: bool = True  # autocast the differentiable passes (2.5x faster on CPU; coding stays float32)
+    bf16: bool | None = None  # autocast the differentiable passes (2.5x faster where native; coding stays
+    # float32); None: where fast_bf16 says it is native
 
 
 def schedule(effort: int) -> Schedule:
@@ -122,12 +124,13 @@ def refine_latents(model: ImageCodec, x: Tensor, quality: float, plan: Schedule,
     params = [y, z] if plan.refine_z and z is not None else [y]
     opt = torch.optim.Adam(params, lr=plan.lr)
     gen = torch.Generator(device=x.device).manual_seed(seed)
+    bf16 = fast_bf16(x.device) if plan.bf16 is None else plan.bf16
     for t in range(plan.steps):
         frac = t / max(plan.steps - 1, 1)
         for group in opt.param_groups:
             group["lr"] = plan.lr * 0.5 * (1 + math.cos(math.pi * t / plan.steps))
         rounder = sga_rounder(plan.tau0 * (plan.tau1 / plan.tau0) ** frac, gen)
-        with torch.enable_grad(), torch.autocast(x.device.type, torch.bfloat16, enabled=plan.bf16):
+        with torch.enable_grad(), torch.autocast(x.device.type, torch.bfloat16, enabled=bf16):
             x_hat, liks = model.relaxed(y, z, quality, rounder)
             grads = torch.autograd.grad(rd_loss(x, x_hat, liks, lam).sum(), params)
         if not all(torch.isfinite(g).all() for g in grads):

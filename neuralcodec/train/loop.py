@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .._compressai import EntropyBottleneck
 from ..errors import CheckpointError
+from ..models.determinism import fast_bf16
 from ..models.registry import get_spec
 from ..models.weights import file_digest, load_state
 from .data import CropSampler
@@ -36,6 +37,7 @@ MS_SSIM_LAMBDAS = [2.40, 4.58, 8.73, 16.64, 31.73, 60.50]
 DISTORTIONS = ("mse", "ms-ssim")
 RATE_TERMS = ("noise", "round")
 DECAYS = ("step", "linear")
+PRECISIONS = ("auto", "bf16", "fp32")
 MAX_BAD_STEPS = 50  # consecutive steps with a non-finite loss or gradients before training stops
 
 
@@ -62,7 +64,7 @@ class TrainConfig:
     init: str = ""  # warm start: weights (.safetensors) or checkpoint whose matching tensors are copied
     fresh_lr: float = 0.0  # > 0: lr of the parameters a warm start left at their initialization
     device: str = "auto"  # auto: this process's CUDA device if there is one, else cpu
-    precision: str = "bf16"  # or fp32; bf16 autocast: 2x faster on this CPU, same RD at equal steps (docs/benchmarks.md)
+    precision: str = "auto"  # bf16 autocast where native (2x faster, same RD at equal steps), else fp32; or force one
     fixed_quality: float = 0.0  # > 0: train one operating point (fixed-rate baseline) instead of the range
     quality_tilt: float = 0.0  # > 0: sample qualities with density ~ position^tilt (0: uniform, 1: linear ramp to the top)
     eval_every: int = 0  # steps between Kodak probes with real coding (0: never)
@@ -325,6 +327,11 @@ def train(cfg: TrainConfig) -> Path:
         raise ValueError(f"decay must be one of {DECAYS}, got {cfg.decay!r}")
     if cfg.rate not in RATE_TERMS:
         raise ValueError(f"rate must be one of {RATE_TERMS}, got {cfg.rate!r}")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and fast_bf16(device))
+    if rank == 0 and cfg.precision == "auto" and not bf16:
+        print(f"training in fp32: bf16 is not native on {device} here (--precision bf16 forces it)")
     if cfg.rate == "round" and "rate_round" not in inspect.signature(model.forward).parameters:
         raise ValueError(f"{cfg.model} has no rounded rate term (--rate round): use --rate noise")
     lambdas = cfg.lambdas or (DEFAULT_LAMBDAS if cfg.distortion == "mse" else MS_SSIM_LAMBDAS)
@@ -410,7 +417,7 @@ def train(cfg: TrainConfig) -> Path:
         if cfg.fixed_quality:
             quality = torch.full_like(quality, cfg.fixed_quality)
         lam = lambda_for_quality(quality, lambdas).to(device)
-        with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=cfg.precision == "bf16"):
+        with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=bf16):
             out_ = net(x, quality.to(device), ste=bool(cfg.ste), **({"rate_round": True} if cfg.rate == "round" else {}))
         res = rd_loss(x, {k: v.float() for k, v in out_.items()}, lam, cfg.distortion)
         opt.zero_grad(set_to_none=True)
@@ -448,7 +455,7 @@ def train(cfg: TrainConfig) -> Path:
                                          "lower --lr or resume from an earlier checkpoint")
         if log and step % cfg.log_every == 0:
             n = cfg.log_every - skipped
-            rec = {"step": step, "lr": lr, "aux": float(aux.detach()), "sec": round(time.time() - t0, 1)}
+            rec = {"step": step, "lr": lr, "aux": float(aux.detach()), "sec": round(time.time() - t0, 3)}
             if n:
                 rec.update({k: v / n for k, v in acc.items()})
                 rec["psnr"] = -10 * math.log10(max(rec["mse"], 1e-10))
@@ -466,7 +473,7 @@ def train(cfg: TrainConfig) -> Path:
                 dist.broadcast(flag, 0)
             out_of_time = bool(flag.item())
         if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time):
-            lin["seconds"] = None if seconds0 is None else round(seconds0 + time.time() - t0, 1)
+            lin["seconds"] = None if seconds0 is None else seconds0 + time.time() - t0  # unrounded: a short branch must add
             _save_atomic(
                 {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                  "gen": gen.get_state(), **rng_state(device), "step": step, "config": asdict(cfg), "lineage": lin},

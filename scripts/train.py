@@ -35,7 +35,7 @@ def main() -> None:
         torch.set_num_threads(threads)
     try:
         print(train(TrainConfig(**args)))
-    except CheckpointError as e:
+    except (CheckpointError, ValueError) as e:  # a bad checkpoint or setting: one line
         raise SystemExit(f"train: {e}")
 
 

@@ -446,3 +446,11 @@ def test_a_failed_step_of_the_campaign_ends_in_one_line(monkeypatch):
     monkeypatch.setattr(campaign, "dispatch", lambda a: subprocess.run([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], check=True))
     with pytest.raises(SystemExit, match=r"^campaign: -c was killed by signal 9$"):
         campaign.main()
+
+
+def test_a_bad_setting_stops_train_py_with_one_line_and_no_folder(tmp_path):
+    out = tmp_path / "never"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), "--precision", "fp16", "--out", str(out)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 1 and r.stderr.strip() == "train: precision must be one of ('auto', 'bf16', 'fp32'), got 'fp16'"
+    assert not out.exists()

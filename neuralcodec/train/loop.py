@@ -315,7 +315,6 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.batch % world:
         raise ValueError(f"batch {cfg.batch} is not divisible by {world} processes")
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
     model = get_spec(cfg.model).build()
@@ -344,6 +343,7 @@ def train(cfg: TrainConfig) -> Path:
             raise ValueError(f"--train_only {cfg.train_only!r} matches no parameter of {cfg.model}")
         for n, p in model.named_parameters():  # the quantiles keep training (aux loss only)
             p.requires_grad_(n.startswith(prefixes) or n in aux_names)
+    out.mkdir(parents=True, exist_ok=True)  # only once the settings are valid
     step = 0
     ck = read_checkpoint(ckpt_path) if ckpt_path.exists() else None
     fresh: list[str] = []

@@ -454,3 +454,27 @@ def test_a_bad_setting_stops_train_py_with_one_line_and_no_folder(tmp_path):
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 1 and r.stderr.strip() == "train: precision must be one of ('auto', 'bf16', 'fp32'), got 'fp16'"
     assert not out.exists()
+
+
+def test_init_takes_a_model_ref_and_names_the_version_it_starts_from(tmp_path, capsys):
+    """``--init ID`` warm-starts from the newest installed version, ``ID@N`` from version N, and a
+    path to installed weights is named by its version: ``weights/ID.safetensors`` is version 1."""
+    from neuralcodec.models.manifest import find_version, weights_dir
+    from neuralcodec.train.loop import resolve_init
+
+    msh = "mean-scale-hyperprior"
+    newest = find_version(msh)
+    assert resolve_init(msh, msh) == (str(weights_dir() / newest["file"]), f"{msh}@{newest['version']}")
+    assert resolve_init(f"{msh}@1", msh)[0] == str(weights_dir() / find_version(msh, version=1)["file"])
+    elic = "elic-context-hyperprior"
+    plain = str(ROOT / "weights" / f"{elic}.safetensors")
+    assert resolve_init(plain, elic) == (plain, f"{elic}@1, not the newest: @{find_version(elic)['version']}")
+    for bad in ("no-such-file.safetensors", f"{msh}@999", f"{msh}@x"):
+        with pytest.raises(ValueError, match="neither a file nor an installed model version"):
+            resolve_init(bad, msh)
+    cfg = dataclasses.replace(_config(tmp_path, "ref", 1), model="checkerboard-hyperprior", init=msh)
+    train(cfg)
+    assert f"({msh}@{newest['version']})" in capsys.readouterr().out
+    ck = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=True)
+    assert ck["config"]["init"] == str(weights_dir() / newest["file"])  # the file, so a resume needs no manifest
+    assert ck["lineage"]["init_sha256"] == newest["sha256"]

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -26,6 +26,7 @@ from .._compressai import EntropyBottleneck
 from ..errors import CheckpointError
 from ..models.determinism import fast_bf16
 from ..models.registry import get_spec
+from ..models.manifest import find_version, parse_ref, read_manifest, weights_dir
 from ..models.weights import file_digest, load_state
 from .data import CropSampler
 from .widen import widen_state
@@ -61,7 +62,7 @@ class TrainConfig:
     clip: float = 1.0
     ste: int = 1  # 1: decoder trains on rounded latents (straight-through); 0: on noisy latents
     rate: str = "noise"  # rate term: likelihoods of noisy latents, or "round": of the rounded ones the coder codes
-    init: str = ""  # warm start: weights (.safetensors) or checkpoint whose matching tensors are copied
+    init: str = ""  # warm start: weights (.safetensors), a checkpoint, or an installed model ref (id = newest, id@N)
     fresh_lr: float = 0.0  # > 0: lr of the parameters a warm start left at their initialization
     device: str = "auto"  # auto: this process's CUDA device if there is one, else cpu
     precision: str = "auto"  # bf16 autocast where native (2x faster, same RD at equal steps), else fp32; or force one
@@ -144,6 +145,34 @@ def read_checkpoint(path: str | Path, keys: tuple[str, ...] = ("model", "config"
     if missing:
         raise CheckpointError(f"{path}: not a training checkpoint of this kind (no {', '.join(missing)})")
     return ck
+
+
+def resolve_init(init: str, model_id: str) -> tuple[str, str]:
+    """The file a ``--init`` names and a label for it: ``(path, "id@N")`` for installed weights,
+    given by path or by ref (``id`` is the newest version, ``id@N`` version N), ``(path, "")`` for
+    any other file. ValueError if it is neither a file nor an installed version. The label says
+    which version a weights file is: ``weights/<id>.safetensors`` is version 1, not the newest."""
+    if not init:
+        return "", ""
+    path = Path(init)
+    if not path.is_file():
+        try:
+            entry = find_version(*parse_ref(init))
+        except ValueError:
+            entry = None
+        if entry is None:
+            raise ValueError(f"--init {init!r} is neither a file nor an installed model version "
+                             f"(e.g. {model_id} for its newest weights, {model_id}@1)")
+        path = weights_dir() / entry["file"]
+    if path.suffix != ".safetensors":
+        return str(path), ""
+    digest = file_digest(path).hex()
+    for other in read_manifest()["models"]:
+        if entry := find_version(other, sha256=digest):
+            newest = find_version(other)["version"]
+            note = "" if entry["version"] == newest else f", not the newest: @{newest}"
+            return str(path), f"{other}@{entry['version']}{note}"
+    return str(path), ""
 
 
 def warm_start(model: torch.nn.Module, path: str) -> list[str]:
@@ -328,6 +357,8 @@ def train(cfg: TrainConfig) -> Path:
         raise ValueError(f"rate must be one of {RATE_TERMS}, got {cfg.rate!r}")
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
+    init, init_label = resolve_init(cfg.init, cfg.model)
+    cfg = replace(cfg, init=init)  # config and lineage name the file
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and fast_bf16(device))
     if rank == 0 and cfg.precision == "auto" and not bf16:
         print(f"training in fp32: bf16 is not native on {device} here (--precision bf16 forces it)")
@@ -354,7 +385,8 @@ def train(cfg: TrainConfig) -> Path:
             raise ValueError(f"--train_only {cfg.train_only!r} would freeze {len(frozen_fresh)} tensors that "
                              f"{cfg.init} did not initialize (e.g. {frozen_fresh[0]})")
         if rank == 0 and ck is None:
-            print(f"warm start from {cfg.init}; {len(fresh)} tensors keep their initialization")
+            named = f" ({init_label})" if init_label else ""
+            print(f"warm start from {cfg.init}{named}; {len(fresh)} tensors keep their initialization")
     if ck is not None:
         if ck["config"].get("train_only", "") != cfg.train_only:
             raise ValueError(f"{ckpt_path} was trained with --train_only {ck['config'].get('train_only', '')!r}, "

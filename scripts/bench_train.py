@@ -4,6 +4,7 @@
 malloc tuning:
 
     python scripts/bench_train.py --threads 1 --modes fp32 bf16 bf16+channels_last bf16+compile
+    python scripts/bench_train.py --threads 1 --modes fp32 --data ../shared/data/train   # + the data's share
     NEURALCODEC_NO_MALLOC_TUNING=1 python scripts/bench_train.py
 """
 
@@ -16,6 +17,7 @@ import torch
 
 from neuralcodec._malloc import tune_malloc
 from neuralcodec.models.registry import get_spec
+from neuralcodec.train.data import CropSampler
 from neuralcodec.train.loop import DEFAULT_LAMBDAS, lambda_for_quality, rd_loss
 
 
@@ -29,11 +31,19 @@ def main() -> None:
     p.add_argument("--modes", nargs="+", default=["fp32", "bf16", "channels_last"],
                    help="fp32, bf16, channels_last, compile, or '+'-joined combinations")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--data", default="", help="also time the training loop's crop sampler on this photo folder")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"{args.model}, batch {args.batch}x{args.crop}^2, {torch.get_num_threads()} threads, malloc tuning {'on' if tuned else 'off'}")
+    if args.data:
+        sampler = CropSampler(args.data, args.crop, progress=False)
+        gen = torch.Generator().manual_seed(0)
+        t = time.perf_counter()
+        for _ in range(100):
+            sampler.sample(args.batch, gen)
+        print(f"  crop sampler ({len(sampler.images)} photos in memory): {(time.perf_counter() - t) * 10:.2f} ms/batch")
     for mode in args.modes:
         parts = set(mode.split("+"))
         model = get_spec(args.model).build().train()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train on a lent GPU for a fixed wall time from the newest committed weights, and bring back the
+# Train on a lent GPU (bf16) for a fixed wall time from the newest committed weights, and bring back the
 # weights as files of at most 15 MiB. Runs on the bare CUDA machine (its python3 has torch; the
 # other packages travel as wheels in .whl/). The training pack was unpacked there beforehand.
 #
@@ -19,7 +19,8 @@ PACK=${1:?usage: train_gpu.sh PACK_DIR MINUTES [MODEL]}
 MINUTES=${2:?usage: train_gpu.sh PACK_DIR MINUTES [MODEL]}
 MODEL=${3:-elic-context-hyperprior}
 OUT=${OUT:-out/gpu}
-DEVICE=${DEVICE:-cuda}  # dry run here: DEVICE=cpu WHEELS=none PYTHON=.venv/bin/python
+DEVICE=${DEVICE:-cuda}  # dry run here: DEVICE=cpu WHEELS=none PYTHON=.venv/bin/python BATCH=2 CROP=64 RUN=/tmp/dry
+RUN=${RUN:-/tmp/run}    # the training run's folder (a rerun there resumes it)
 mkdir -p "$OUT"
 WHEELS=${WHEELS:-.whl}  # WHEELS=none for a dry run here (the wheels are for the device's Python 3.12)
 if [ -d "$WHEELS" ]; then
@@ -28,18 +29,17 @@ if [ -d "$WHEELS" ]; then
 else
   export PYTHONPATH=$PWD
 fi
-INIT=$("${PYTHON:-python3}" -c "from neuralcodec.models.manifest import find_version, weights_dir; print(weights_dir() / find_version('$MODEL')['file'])")
 [ "$DEVICE" = cpu ] || nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-PYTHONUNBUFFERED=1 TQDM_MININTERVAL=60 "${PYTHON:-python3}" scripts/train.py --model "$MODEL" --data "$PACK" --out /tmp/run --init "$INIT" \
-  --device "$DEVICE" --precision bf16 --lr 2e-4 --decay_at 1.0 --steps 10000000 --minutes "$MINUTES" \
-  --batch 16 --crop 256 --checkpoint_every 2000 --log_every 100
+PYTHONUNBUFFERED=1 TQDM_MININTERVAL=60 "${PYTHON:-python3}" scripts/train.py --model "$MODEL" --data "$PACK" --out "$RUN" --init "$MODEL" \
+  --device "$DEVICE" --lr 2e-4 --decay_at 1.0 --steps 10000000 --minutes "$MINUTES" \
+  --batch "${BATCH:-16}" --crop "${CROP:-256}" --checkpoint_every 2000 --log_every 100
 # model weights, step, config and lineage only (the optimizer state would not fit the 64 MiB that comes back)
 "${PYTHON:-python3}" - <<PY
 import torch
-ck = torch.load("/tmp/run/checkpoint.pt", weights_only=True, map_location="cpu")
-torch.save({k: ck[k] for k in ("model", "step", "config", "lineage")}, "/tmp/run/weights.pt")
+ck = torch.load("$RUN/checkpoint.pt", weights_only=True, map_location="cpu")
+torch.save({k: ck[k] for k in ("model", "step", "config", "lineage")}, "$RUN/weights.pt")
 print("steps:", ck["step"])
 PY
-split -b 15M -d /tmp/run/weights.pt "$OUT/weights.part-"
-cp /tmp/run/log.jsonl "$OUT/log.jsonl"
+split -b 15M -d "$RUN/weights.pt" "$OUT/weights.part-"
+cp "$RUN/log.jsonl" "$OUT/log.jsonl"
 ls -la "$OUT"

@@ -1,0 +1,56 @@
+"""The lent-GPU workflow end to end, dry-run on CPU: pack the photos, unpack a chunk, train with
+scripts/train_gpu.sh from the newest weights, reassemble the weights it brings back, export them.
+A GPU session has 15 minutes; none of them should go to a script that broke unnoticed."""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+
+import torch
+
+from neuralcodec.models.manifest import find_version
+
+from .conftest import ROOT, SAMPLES
+
+
+def test_gpu_script_dry_run_trains_from_the_newest_weights_and_brings_them_back(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("chelsea.png", "coffee.png"):
+        (photos / name).symlink_to(SAMPLES / name)
+    pack = tmp_path / "pack"
+    subprocess.run([sys.executable, "scripts/make_train_pack.py", "--data", str(photos), "--out", str(pack),
+                    "--crop", "96", "--per-image", "2", "--chunk-mib", "1"], check=True, capture_output=True, cwd=ROOT)
+    unpacked = tmp_path / "unpacked"
+    for chunk in sorted(pack.glob("pack-*.tar")):
+        with tarfile.open(chunk) as tar:
+            tar.extractall(unpacked, filter="data")
+    assert len(list(unpacked.glob("*.webp"))) == 4
+
+    model = "mean-scale-hyperprior"  # the script's default is the campaign's model; this one is quicker
+    out, run = tmp_path / "back", tmp_path / "run"
+    env = {**os.environ, "DEVICE": "cpu", "WHEELS": "none", "PYTHON": sys.executable, "BATCH": "2", "CROP": "64",
+           "RUN": str(run), "OUT": str(out)}
+    r = subprocess.run(["bash", "scripts/train_gpu.sh", str(unpacked), "0.001", model], env=env, cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    newest = find_version(model)
+    assert f"({model}@{newest['version']})" in r.stdout  # named by the version it starts from
+
+    parts = sorted(out.glob("weights.part-*"))
+    assert parts and all(p.stat().st_size <= 15 << 20 for p in parts)
+    ckpt = tmp_path / "checkpoint.pt"
+    ckpt.write_bytes(b"".join(p.read_bytes() for p in parts))
+    ck = torch.load(ckpt, weights_only=True)
+    assert ck["step"] == 10  # --minutes is checked every 10 steps
+    assert ck["config"]["precision"] == "auto" and ck["config"]["device"] == "cpu"
+    assert ck["lineage"]["init_sha256"] == newest["sha256"]
+    assert (out / "log.jsonl").exists()  # empty here: the script logs every 100 steps
+
+    folder = tmp_path / "weights"
+    subprocess.run([sys.executable, "scripts/export_weights.py", str(ckpt), "--out", str(folder)],
+                   check=True, capture_output=True, cwd=ROOT)
+    manifest = json.loads((folder / "manifest.json").read_text())["models"][model]
+    assert manifest["training"]["steps"] == 10

@@ -98,3 +98,23 @@ def test_models_command_lists_versions(two_versions):
     out = json.loads(run_cli("models", "--json").stdout)
     row = next(r for r in out if r["id"] == MODEL)
     assert [v["version"] for v in row["versions"]] == [2, 1]
+
+
+def test_trajectory_counts_steps_back_through_the_warm_starts():
+    """scripts/trajectory.py: a version's steps in all are its own plus those of the version it
+    started from, whether its record names that version by ref or by file."""
+    import importlib.util
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("trajectory", ROOT / "scripts" / "trajectory.py")
+    trajectory = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(trajectory)
+    first = {"version": 1, "file": "m.safetensors", "training": {"steps": 5, "init": "x", "warm_start": {"steps": 7}}}
+    by_file = {"m.safetensors": first}
+    second = {"version": 2, "file": "m@2.safetensors", "training": {"steps": 10, "init": "weights/m.safetensors"}}
+    by_version = {1: first, 2: second}
+    third = {"version": 3, "training": {"steps": 100, "init": "m@2 (weights/m@2.safetensors, 10 steps)"}}
+    assert trajectory.total_steps(first, by_file, by_version) == 12
+    assert trajectory.total_steps(second, by_file, by_version) == 22
+    assert trajectory.total_steps(third, by_file, by_version) == 122

@@ -2,6 +2,8 @@
 
     nice -n 10 python scripts/eval_video.py --frames 32 --qualities 0 0.875 1.75 --out runs/video/rd
         # RD, BD-rates, plots; [--clips foreman-200 ...]: those clips only, added to <out>/rd.json
+    python scripts/eval_video.py --model stem-elic --baseline-model stem-msh --refs libx264-medium --clips foreman-200
+        # one video model against another (and only the references named)
     nice -n 10 python scripts/eval_video.py --ablation [--qualities 0 1 1.75]   # temporal prior ablation
     python scripts/eval_video.py --speed --threads 2 [--hd]                     # fps at 416x240 [1280x720]
     nice -n 10 python scripts/eval_video.py --profile                           # where 720p decode time goes
@@ -42,7 +44,7 @@ CLIPS = {  # name: (file, first frame, frames); all held out of training (script
     "carphone-80": ("carphone_pristine.mp4", 80, 40),
     "foreman-264": ("foreman_cif.mp4", 264, 36),
 }
-OURS = ("ours", "ours-gop1")
+OURS = ("ours", "ours-gop1", "baseline")
 
 
 def read_frames(path: Path, start: int, n: int) -> list[np.ndarray]:
@@ -138,7 +140,7 @@ def bd(a: list[dict], b: list[dict], metric: str = "psnr") -> float:
 
 def bd_table(res: dict) -> dict:
     """BD-rates (PSNR and MS-SSIM) of ours vs all-intra and vs every reference, all-intra vs x264."""
-    pairs = [("ours-gop1", "ours")] + [(k, "ours") for k in res if k not in OURS]
+    pairs = [("ours-gop1", "ours")] + [(k, "ours") for k in res if k not in OURS or k == "baseline"]
     pairs += [(k, "ours-gop1") for k in res if k.startswith("libx264-")]
     return {f"{b} vs {a}": {m: bd(res[a], res[b], m) for m in ("psnr", "msssim_db")} for a, b in pairs}
 
@@ -147,7 +149,7 @@ def rd(args) -> None:
     loaded = load_video_model(args.model)
     lo, hi = loaded.quality_range
     qualities = args.qualities or list(np.linspace(lo, hi, 4).round(3))
-    refs = references(args)
+    refs = [r for r in references(args) if args.refs is None or r[0] in args.refs]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
@@ -160,6 +162,9 @@ def rd(args) -> None:
             tmp = Path(tmp)
             res["ours"] = [ours(frames, tmp, args.model, q, args.gop) for q in qualities]
             res["ours-gop1"] = [ours(frames, tmp, args.model, q, 1) for q in qualities]
+            if args.baseline_model:  # another video model, same GOP: BD-rate "ours vs baseline"
+                res["baseline"] = [ours(frames, tmp, args.baseline_model, q, args.gop)
+                                   for q in args.baseline_qualities or qualities]
             for label, codec, preset, crfs in refs:
                 res[label] = [reference(frames, tmp, codec, crf, args.gop, preset) for crf in crfs]
         results[name] = {"frames": len(frames), "curves": res, "bd": bd_table(res)}
@@ -342,6 +347,9 @@ def main() -> None:
     p.add_argument("--av1-crfs", type=int, nargs="+", default=[51, 55, 59, 63], help="SVT-AV1 CRFs")
     p.add_argument("--av1-preset", type=int, default=4, help="SVT-AV1 preset (0 slowest .. 13 fastest)")
     p.add_argument("--clips", nargs="+", choices=list(CLIPS), default=list(CLIPS), help="RD and ablation clips")
+    p.add_argument("--refs", nargs="*", help="only these references, e.g. libx264-medium libx265-medium (none: no reference)")
+    p.add_argument("--baseline-model", help="also code the clips with this video model (same GOP) and compare")
+    p.add_argument("--baseline-qualities", type=float, nargs="+", help="its qualities (default: --qualities)")
     p.add_argument("--frames", type=int, default=0, help="use only the first N frames of each clip")
     p.add_argument("--out", default="runs/video/rd")
     p.add_argument("--ablation", action="store_true")

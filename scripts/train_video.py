@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -34,12 +35,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from neuralcodec.errors import CheckpointError  # noqa: E402
+from neuralcodec.errors import CheckpointError, ModelError  # noqa: E402
 from neuralcodec.io.files import list_images  # noqa: E402
 from neuralcodec.io.video import open_video  # noqa: E402
 from neuralcodec.models.video_weights import export_video_weights, get_video_spec  # noqa: E402
-from neuralcodec.models.weights import load_model  # noqa: E402
-from neuralcodec.train.loop import read_checkpoint  # noqa: E402
+from neuralcodec.models.weights import load_model, load_model_for_digest  # noqa: E402
+from neuralcodec.train.loop import log_seconds, read_checkpoint  # noqa: E402
 
 CHECKPOINT_KEYS = ("model", "opt", "aux_opt", "gen", "step")
 
@@ -152,13 +153,10 @@ class Sampler:
 
 @torch.no_grad()
 def intra_reference(image, y: torch.Tensor) -> torch.Tensor:
-    """What the image model's coding gives as ŷ for latents ``y`` (B, M, h, w)."""
-    eb = image.entropy_bottleneck
-    z = image.h_a(y)
-    med = eb._get_medians().reshape(1, -1, 1, 1)
-    z_hat = torch.round(z - med) + med
-    _, means = image._entropy_params(z_hat, image.h_s)
-    return torch.round(y - means) + means
+    """ŷ of latents ``y`` (B, M, h, w) exactly as an I-frame codes them: the image model's own
+    coding passes (its context passes too)."""
+    coded = image.compress_latents(y, image.h_a(y), 0.0, reconstruct=False)
+    return torch.cat([c.latent for c in coded]).to(y.dtype)
 
 
 def sequence_bits(model, image, u: torch.Tensor, quality: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
@@ -180,13 +178,16 @@ def train(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint.pt"
     ck = read_checkpoint(ckpt, CHECKPOINT_KEYS) if ckpt.exists() else None  # a bad one stops before the latents are built
-    lat_path = Path(args.latents) if args.latents else out.parent / "latents.safetensors"
+    loaded = load_model(args.image_model)
+    if ck is not None and ck.get("image_sha256", loaded.digest.hex()) != loaded.digest.hex():
+        raise CheckpointError(f"{ckpt} was trained on other weights of {args.image_model} "
+                              f"({ck['image_sha256'][:12]}, installed newest: {loaded.digest.hex()[:12]})")
+    lat_path = Path(args.latents) if args.latents else out.parent / f"latents-{loaded.ref}.safetensors"
     if not lat_path.exists():
         build_latents(args, lat_path)
     from safetensors.torch import load_file
 
     sampler = Sampler(load_file(str(lat_path)), args.crop)
-    loaded = load_model(args.image_model)
     image = loaded.model.eval().requires_grad_(False)
     lo, hi = loaded.quality_range
     torch.manual_seed(args.seed)
@@ -241,7 +242,8 @@ def train(args) -> None:
             run = []
         if step % args.checkpoint_every == 0 or step == stop:
             state = {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-                     "gen": gen.get_state(), "rng": torch.get_rng_state(), "step": step}
+                     "gen": gen.get_state(), "rng": torch.get_rng_state(), "step": step,
+                     "image_sha256": loaded.digest.hex()}
             tmp = ckpt.with_suffix(".tmp")
             torch.save(state, tmp)
             os.replace(tmp, ckpt)
@@ -260,20 +262,27 @@ def export(args) -> None:
         "pair_frac": cfg["pair_frac"], "drop_ref": cfg["drop_ref"], "lr": cfg["lr"],
         "data": "shared video clips (foreman 0-199, carphone 0-79, bikes, Cisco, av-metrics, Vimeo-90k sample) "
                 f"+ {cfg['synthetic']} synthetic camera-motion clips",
-        "command": f"python scripts/train_video.py --out {args.out} --steps {ck['step']} --seq-len {cfg['seq_len']} --lr {cfg['lr']} --decay-at {cfg['decay_at']}",
+        "command": f"python scripts/train_video.py --model {args.model} --out {args.out} --steps {ck['step']} "
+                   f"--seq-len {cfg['seq_len']} --lr {cfg['lr']} --decay-at {cfg['decay_at']}",
+        "init": "the image model's hyperprior (TemporalEntropyModel.init_from_image)",
+        "loss": "rate only: bits of the coded symbols (straight-through rounding) + noisy hyper-latent bits",
+        "hardware": f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), torch {torch.__version__}",
+        "wall_seconds": round(log_seconds(out / "log.jsonl") or 0.0, 1),
     }}
-    path = export_video_weights(model, args.model, load_model(args.image_model), info)
+    image = load_model_for_digest(args.image_model, bytes.fromhex(ck["image_sha256"])) if "image_sha256" in ck \
+        else load_model(args.image_model)  # the version it was trained on
+    path = export_video_weights(model, args.model, image, info)
     print(f"wrote {path}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="stem-msh")
-    p.add_argument("--image-model", default="mean-scale-hyperprior")
-    p.add_argument("--out", default="runs/video/stem-msh")
+    p.add_argument("--image-model", default="", help="default: the video model's (its newest version)")
+    p.add_argument("--out", default="", help="default: runs/video/<model>")
     p.add_argument("--data", default="../shared/data/video")
     p.add_argument("--photos", default="../shared/data/train")
-    p.add_argument("--latents", default="", help="latent cache (default <out>/../latents.safetensors)")
+    p.add_argument("--latents", default="", help="latent cache (default <out>/../latents-<image model>@<version>.safetensors)")
     p.add_argument("--synthetic", type=int, default=64, help="synthetic camera-motion clips (7 frames each)")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=8)
@@ -288,17 +297,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--stop-at", type=int, default=0, help="stop (with a checkpoint) at this step; rerun to continue")
     p.add_argument("--export", action="store_true", help="export the checkpoint's weights and stop")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.image_model = args.image_model or get_video_spec(args.model).image_model
+    args.out = args.out or f"runs/video/{args.model}"
+    return args
 
 
 def main() -> None:
-    args = parse_args()
     try:
+        args = parse_args()
         if args.export:
             export(args)
         else:
             train(args)
-    except CheckpointError as e:
+    except (CheckpointError, ModelError) as e:
         raise SystemExit(f"train_video: {e}")
 
 

@@ -3,8 +3,11 @@
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import save_file
+
+from neuralcodec.errors import CheckpointError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
@@ -18,16 +21,32 @@ def run(out: Path, latents: Path, *extra: str) -> None:
     train_video.train(args)
 
 
-def test_resume_is_exact(tmp_path):
+def fake_latents(tmp_path) -> Path:
     g = torch.Generator().manual_seed(0)
     latents = tmp_path / "latents.safetensors"
     save_file({f"clip-{i}": torch.randn(5, 128, 8, 8, generator=g).half() for i in range(2)}, str(latents))
-    run(tmp_path / "a", latents)
-    run(tmp_path / "b", latents, "--stop-at", "2")
+    return latents
+
+
+@pytest.mark.parametrize("model", ["stem-msh", "stem-elic"])
+def test_resume_is_exact(tmp_path, model):
+    """Also where the reference frame goes through an image model's context passes (stem-elic)."""
+    latents = fake_latents(tmp_path)
+    run(tmp_path / "a", latents, "--model", model)
+    run(tmp_path / "b", latents, "--model", model, "--stop-at", "2")
     assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["step"] == 2
-    run(tmp_path / "b", latents)
+    run(tmp_path / "b", latents, "--model", model)
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
     assert a["step"] == b["step"] == 4
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_a_checkpoint_of_other_image_weights_is_not_resumed(tmp_path):
+    latents = fake_latents(tmp_path)
+    run(tmp_path / "a", latents, "--stop-at", "1")
+    ck = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    torch.save({**ck, "image_sha256": "ab" * 32}, tmp_path / "a" / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="trained on other weights of mean-scale-hyperprior"):
+        run(tmp_path / "a", latents)

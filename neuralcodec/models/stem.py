@@ -176,15 +176,9 @@ class StemCodec:
     @torch.no_grad()
     def encode(self, y: Tensor, y_prev: Tensor | None) -> FrameCode:
         """Code one latent (1, M, h, w): intra with the image model's stages if ``y_prev`` is None."""
-        if y_prev is None:
-            im = self.image
-            z_sym = im._z_stage.quantize(im.h_a(y))
-            indexes, means_q = im._y_params(im._z_stage.dequantize(z_sym))
-            y_sym = im._y_stage.quantize(y, means_q)
-            y_hat = im._y_stage.dequantize(y_sym, means_q).double()  # via float32, as decode_latent gives it
-            z_np, y_np = z_sym[0].cpu().numpy(), y_sym[0].cpu().numpy()
-            sections = [im._z_stage.encode(z_np), im._y_stage.encode(y_np, indexes[0].cpu().numpy())]
-            return FrameCode(True, sections, im.latent_digest([z_np, y_np]), y_hat)
+        if y_prev is None:  # the image model's own coding passes (its quality only matters for pixels)
+            coded = self.image.compress_latents(y, self.image.h_a(y), 0.0, reconstruct=False)[0]
+            return FrameCode(True, coded.sections, coded.latent_digest, coded.latent.double())  # via float32, as decode_latent gives it
         sections, symbols, y_hat = self.temporal.compress(y, y_prev)
         return FrameCode(False, sections, ImageCodec.latent_digest(symbols), y_hat)
 

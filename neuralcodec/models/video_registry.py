@@ -32,10 +32,18 @@ VIDEO_REGISTRY: dict[str, VideoSpec] = {
             "checkerboard, 2 latent passes per P-frame) on mean-scale-hyperprior's frozen transforms",
             "mean-scale-hyperprior",
             {"M": 128, "N": 96, "hidden": 96},
-        )
+        ),
+        VideoSpec(
+            "stem-elic",
+            "Spatiotemporal entropy model (temporal prior on the previous decoded latent + hyperprior + "
+            "checkerboard, 2 latent passes per P-frame) on elic-context-hyperprior's frozen transforms; "
+            "I-frames are its 8-pass images",
+            "elic-context-hyperprior",
+            {"M": 128, "N": 96, "hidden": 96},
+        ),
     ]
 }
-DEFAULT_VIDEO_MODEL = "stem-msh"
+DEFAULT_VIDEO_MODEL = "stem-elic"  # measured better than stem-msh (docs/benchmarks.md, "stem-elic")
 
 
 def get_video_spec(model_id: str) -> VideoSpec:

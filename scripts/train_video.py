@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from neuralcodec.errors import CheckpointError, ModelError  # noqa: E402
 from neuralcodec.io.files import list_images  # noqa: E402
 from neuralcodec.io.video import open_video  # noqa: E402
+from neuralcodec.models.manifest import parse_ref  # noqa: E402
 from neuralcodec.models.video_weights import export_video_weights, get_video_spec  # noqa: E402
 from neuralcodec.models.weights import load_model, load_model_for_digest  # noqa: E402
 from neuralcodec.train.loop import log_seconds, read_checkpoint  # noqa: E402
@@ -181,7 +182,8 @@ def train(args) -> None:
     loaded = load_model(args.image_model)
     if ck is not None and ck.get("image_sha256", loaded.digest.hex()) != loaded.digest.hex():
         raise CheckpointError(f"{ckpt} was trained on other weights of {args.image_model} "
-                              f"({ck['image_sha256'][:12]}, installed newest: {loaded.digest.hex()[:12]})")
+                              f"({ck['image_sha256'][:12]}, not {loaded.ref}'s {loaded.digest.hex()[:12]}): "
+                              f"name that version with --image-model ID@N")
     lat_path = Path(args.latents) if args.latents else out.parent / f"latents-{loaded.ref}.safetensors"
     if not lat_path.exists():
         build_latents(args, lat_path)
@@ -269,8 +271,8 @@ def export(args) -> None:
         "hardware": f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), torch {torch.__version__}",
         "wall_seconds": round(log_seconds(out / "log.jsonl") or 0.0, 1),
     }}
-    image = load_model_for_digest(args.image_model, bytes.fromhex(ck["image_sha256"])) if "image_sha256" in ck \
-        else load_model(args.image_model)  # the version it was trained on
+    image = load_model_for_digest(parse_ref(args.image_model)[0], bytes.fromhex(ck["image_sha256"])) \
+        if "image_sha256" in ck else load_model(args.image_model)  # the version it was trained on
     path = export_video_weights(model, args.model, image, info)
     print(f"wrote {path}")
 

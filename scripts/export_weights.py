@@ -12,7 +12,7 @@ from pathlib import Path
 
 from neuralcodec.models.registry import get_spec
 from neuralcodec.models.weights import export_weights, load_state
-from neuralcodec.models.manifest import find_version
+from neuralcodec.models.manifest import find_digest
 from neuralcodec.errors import CheckpointError
 from neuralcodec.train.loop import (DEFAULT_LAMBDAS, MS_SSIM_LAMBDAS, SEGMENT_KEYS, TrainConfig, lineage, log_seconds,
                                    read_checkpoint)
@@ -31,10 +31,11 @@ def describe_init(model_id: str, lin: dict) -> str:
     """The warm start as a shipped version when its digest is one, else as a path."""
     if not lin["init"]:
         return ""
-    entry = find_version(model_id, sha256=lin["init_sha256"]) if lin["init_sha256"] else None
-    if entry is None:
+    found = find_digest(lin["init_sha256"]) if lin["init_sha256"] else None
+    if found is None:
         return _rel(lin["init"])
-    return f"{model_id}@{entry['version']} (weights/{entry['file']}, {entry['training']['steps']:,} steps)"
+    init_id, entry = found  # a widened model starts from another model's weights
+    return f"{init_id}@{entry['version']} (weights/{entry['file']}, {entry['training']['steps']:,} steps)"
 
 
 def run_command(model_id: str, run: dict, final_step: int, lin: dict) -> str:

@@ -478,3 +478,10 @@ def test_init_takes_a_model_ref_and_names_the_version_it_starts_from(tmp_path, c
     ck = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=True)
     assert ck["config"]["init"] == str(weights_dir() / newest["file"])  # the file, so a resume needs no manifest
     assert ck["lineage"]["init_sha256"] == newest["sha256"]
+
+
+def test_a_truncated_weights_file_as_init_is_one_error(tmp_path):
+    bad = tmp_path / "cut.safetensors"
+    bad.write_bytes((ROOT / "weights" / "mean-scale-hyperprior.safetensors").read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="not a readable weights file"):
+        train(dataclasses.replace(_config(tmp_path, "cut", 1), init=str(bad)))

@@ -66,6 +66,15 @@ def find_version(model_id: str, version: int | None = None, sha256: str | None =
     return vs[-1] if vs else None
 
 
+def find_digest(sha256: str, manifest: dict | None = None) -> tuple[str, dict] | None:
+    """The model id and version entry whose weights file has SHA-256 ``sha256`` (hex), any model."""
+    manifest = read_manifest() if manifest is None else manifest
+    for model_id in manifest["models"]:
+        if entry := find_version(model_id, sha256=sha256, manifest=manifest):
+            return model_id, entry
+    return None
+
+
 def add_version(manifest: dict, model_id: str, entry: dict) -> dict:
     """Install ``entry`` as the newest version of ``model_id`` (numbered after the newest one);
     the previous newest moves to ``previous``. An entry whose digest is already installed

@@ -26,7 +26,7 @@ from .._compressai import EntropyBottleneck
 from ..errors import CheckpointError
 from ..models.determinism import fast_bf16
 from ..models.registry import get_spec
-from ..models.manifest import find_version, parse_ref, read_manifest, weights_dir
+from ..models.manifest import find_digest, find_version, parse_ref, weights_dir
 from ..models.weights import file_digest, load_state
 from .data import CropSampler
 from .widen import widen_state
@@ -166,13 +166,13 @@ def resolve_init(init: str, model_id: str) -> tuple[str, str]:
         path = weights_dir() / entry["file"]
     if path.suffix != ".safetensors":
         return str(path), ""
-    digest = file_digest(path).hex()
-    for other in read_manifest()["models"]:
-        if entry := find_version(other, sha256=digest):
-            newest = find_version(other)["version"]
-            note = "" if entry["version"] == newest else f", not the newest: @{newest}"
-            return str(path), f"{other}@{entry['version']}{note}"
-    return str(path), ""
+    found = find_digest(file_digest(path).hex())
+    if found is None:
+        return str(path), ""
+    other, entry = found
+    newest = find_version(other)["version"]
+    note = "" if entry["version"] == newest else f", not the newest: @{newest}"
+    return str(path), f"{other}@{entry['version']}{note}"
 
 
 def warm_start(model: torch.nn.Module, path: str) -> list[str]:
@@ -182,7 +182,10 @@ def warm_start(model: torch.nn.Module, path: str) -> list[str]:
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
-        state = load_file(path)
+        try:
+            state = load_file(path)
+        except Exception as e:  # truncated or not safetensors: safetensors raises its own error type
+            raise CheckpointError(f"{path}: not a readable weights file ({type(e).__name__})") from None
     else:
         state = read_checkpoint(path)["model"]
     own = model.state_dict()

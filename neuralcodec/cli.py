@@ -331,6 +331,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def print_versions(vs: list[dict]) -> None:
+    """``ncodec models``' line of weights versions, newest first (the plain id encodes with it)."""
+    if len(vs) > 1:
+        print("    versions: " + ", ".join(f"@{v['version']} {v['sha256'][:12]}" + (" (encodes by default)" if i == 0 else "")
+                                       for i, v in enumerate(vs)))
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import REGISTRY
     from .models.manifest import read_manifest, versions
@@ -356,9 +363,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             lo, hi = r["quality_range"] or (1, r["config"].get("levels", 1))
             state = f"weights installed, quality {lo:g}..{hi:g}, default {r['default_quality'] or (lo + hi) / 2:g}"
         print(f"{r['id']}: {r['description']} ({state})")
-        if len(r["versions"]) > 1:  # newest first: the plain id encodes with it; every one decodes
-            print("    versions: " + ", ".join(f"@{v['version']} {v['sha256'][:12]}" + (" (encodes by default)" if i == 0 else "")
-                                           for i, v in enumerate(r["versions"])))
+        print_versions(r["versions"])
         for p in r["kodak_rd"]:
             print(f"    quality {p['quality']:<4} {p['bpp']:.3f} bpp  {p['psnr']:.2f} dB PSNR (Kodak mean)")
     print_models(model_rows())

@@ -92,7 +92,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     # the image-model default means the video default; an image model names the video model built on it
     by_image = {s.image_model: s.id for s in VIDEO_REGISTRY.values()}
     model = DEFAULT_VIDEO_MODEL if args.model == DEFAULT_MODEL else by_image.get(args.model, args.model)
-    if model not in VIDEO_REGISTRY:
+    if model.partition("@")[0] not in VIDEO_REGISTRY:  # ID@N: that weights version (checked when loading)
         from .cli import UsageError
 
         raise UsageError(f"unknown video model '{model}' (known: {', '.join(sorted(VIDEO_REGISTRY))}, or the image "
@@ -211,24 +211,30 @@ def print_info(r: dict) -> None:
 
 
 def model_rows() -> list[dict]:
-    """Video models with what the manifest says about their weights (torch-free)."""
-    from .models.manifest import read_manifest
+    """Video models with what the manifest says about their weights versions (torch-free)."""
+    from .models.manifest import read_manifest, versions
     from .models.video_registry import VIDEO_REGISTRY
 
-    manifest = read_manifest().get("video_models", {})
+    manifest = read_manifest()
     rows = []
     for mid, spec in VIDEO_REGISTRY.items():
-        e = manifest.get(mid, {})
+        vs = versions(mid, manifest, "video_models")
+        e = vs[-1] if vs else {}
         rows.append({"id": mid, "kind": "video", "description": spec.description, "image_model": spec.image_model,
                      "config": spec.config, "weights": e.get("file"), "training": e.get("training"),
-                     "results": e.get("results", [])})
+                     "results": e.get("results", []),
+                     "versions": [{k: v.get(k) for k in ("version", "file", "sha256", "image_model", "image_sha256")}
+                                  for v in reversed(vs)]})
     return rows
 
 
 def print_models(rows: list[dict]) -> None:
+    from .cli import print_versions
+
     for r in rows:
         state = "weights installed" if r["weights"] else "no weights installed"
         print(f"{r['id']} (video, frames coded with {r['image_model']}): {r['description']} ({state})")
+        print_versions(r["versions"])
 
 
 __all__ = ["NeuralCodecError", "cmd_encode", "cmd_decode", "cmd_info", "info_record", "print_info", "model_rows", "print_models"]

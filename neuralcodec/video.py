@@ -25,7 +25,7 @@ from .bitstream import video as ncv
 from .codec import image_digest
 from .metrics import psnr
 from .errors import InputError, InvalidHeaderError, LatentMismatchError, ModelError, ReconstructionMismatchWarning, WeightsMismatchError
-from .models.video_weights import DEFAULT_VIDEO_MODEL, LoadedVideoModel, load_video_model
+from .models.video_weights import DEFAULT_VIDEO_MODEL, LoadedVideoModel, load_video_model, load_video_model_for_digest
 
 DEFAULT_GOP = 32
 
@@ -175,13 +175,10 @@ def _until(it: Iterable[np.ndarray], n: int | None) -> Iterator[np.ndarray]:
 
 
 def _check_header(h: ncv.VideoHeader, device: str) -> LoadedVideoModel:
-    try:
-        loaded = load_video_model(h.model_id, device)
+    try:  # the installed version whose weights the file names
+        loaded = load_video_model_for_digest(h.model_id, h.weights_digest, device)
     except ModelError as exc:
         raise ModelError(f"this file needs video model '{h.model_id}': {exc}") from None
-    if h.weights_digest != loaded.digest:
-        raise WeightsMismatchError(f"file was encoded with weights {h.weights_digest.hex()[:12]} of '{h.model_id}', "
-                                   f"the installed weights are {loaded.digest.hex()[:12]}")
     if h.image_model_id != loaded.image.model_id or h.image_weights_digest != loaded.image.digest:
         raise WeightsMismatchError(f"file's frames were coded with image model '{h.image_model_id}' weights "
                                    f"{h.image_weights_digest.hex()[:12]}, the installed ones are "

@@ -483,5 +483,7 @@ def test_init_takes_a_model_ref_and_names_the_version_it_starts_from(tmp_path, c
 def test_a_truncated_weights_file_as_init_is_one_error(tmp_path):
     bad = tmp_path / "cut.safetensors"
     bad.write_bytes((ROOT / "weights" / "mean-scale-hyperprior.safetensors").read_bytes()[:1000])
+    cfg = dataclasses.replace(_config(tmp_path, "cut", 1), init=str(bad))
     with pytest.raises(CheckpointError, match="not a readable weights file"):
-        train(dataclasses.replace(_config(tmp_path, "cut", 1), init=str(bad)))
+        train(cfg)
+    assert not Path(cfg.out).exists()  # no empty run folder left behind

@@ -7,7 +7,8 @@ decodable. The plain id means the newest version when encoding.
 
 Layout: ``models[id]`` holds the newest version's entry (``version``, ``file``, ``sha256``,
 ``quality_range``, ``default_quality``, Kodak figures ...) and ``previous``, the older versions'
-entries in the same form. An entry without ``version`` is version 1.
+entries in the same form. An entry without ``version`` is version 1. Video models live in the
+``video_models`` section in the same form; the functions below take ``section`` to reach it.
 """
 
 from __future__ import annotations
@@ -42,10 +43,10 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     return model_id, int(version)
 
 
-def versions(model_id: str, manifest: dict | None = None) -> list[dict]:
+def versions(model_id: str, manifest: dict | None = None, section: str = "models") -> list[dict]:
     """Every installed version's entry of ``model_id``, oldest first (empty if none)."""
     manifest = read_manifest() if manifest is None else manifest
-    entry = manifest["models"].get(model_id)
+    entry = manifest.get(section, {}).get(model_id)
     if entry is None:
         return []
     newest = {k: v for k, v in entry.items() if k != "previous"}
@@ -56,9 +57,9 @@ def versions(model_id: str, manifest: dict | None = None) -> list[dict]:
 
 
 def find_version(model_id: str, version: int | None = None, sha256: str | None = None,
-                 manifest: dict | None = None) -> dict | None:
+                 manifest: dict | None = None, section: str = "models") -> dict | None:
     """The entry of one version: by number, by weights digest (hex), or the newest."""
-    vs = versions(model_id, manifest)
+    vs = versions(model_id, manifest, section)
     if sha256 is not None:
         return next((e for e in vs if e["sha256"] == sha256), None)
     if version is not None:
@@ -75,16 +76,17 @@ def find_digest(sha256: str, manifest: dict | None = None) -> tuple[str, dict] |
     return None
 
 
-def add_version(manifest: dict, model_id: str, entry: dict) -> dict:
+def add_version(manifest: dict, model_id: str, entry: dict, section: str = "models") -> dict:
     """Install ``entry`` as the newest version of ``model_id`` (numbered after the newest one);
     the previous newest moves to ``previous``. An entry whose digest is already installed
     replaces that version's fields instead. Returns the stored entry."""
-    current = manifest["models"].get(model_id)
+    models = manifest.setdefault(section, {})
+    current = models.get(model_id)
     if current is None:
         stored = {**entry, "version": 1}
-        manifest["models"][model_id] = stored
+        models[model_id] = stored
         return stored
-    same = find_version(model_id, sha256=entry["sha256"], manifest=manifest)
+    same = find_version(model_id, sha256=entry["sha256"], manifest=manifest, section=section)
     if same is not None and same["version"] == current.get("version", 1):
         current.update(entry)
         return current
@@ -93,7 +95,7 @@ def add_version(manifest: dict, model_id: str, entry: dict) -> dict:
     previous = current.pop("previous", [])
     current.setdefault("version", 1)
     stored = {**entry, "version": current["version"] + 1, "previous": previous + [current]}
-    manifest["models"][model_id] = stored
+    models[model_id] = stored
     return stored
 
 

@@ -3,34 +3,39 @@
 A video model's weights file holds only the temporal entropy model; the frames go through the
 image model it was trained on, whose id and weights digest the manifest entry records: loading
 picks that installed version of the image model (a newer image version does not change it).
+Retrained weights are a new *version* (``stem-elic@2``), as for image models: a .ncv file names
+the plain id and the weights digest, and decoding picks the installed version by digest.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ..errors import ModelError, WeightsMismatchError
-from ..io.files import publish
+from .manifest import find_version, parse_ref, versions
 from .stem import StemCodec, TemporalEntropyModel
 from .video_registry import DEFAULT_VIDEO_MODEL, VIDEO_REGISTRY, VideoSpec, get_video_spec  # noqa: F401
-from .weights import MANIFEST, LoadedModel, file_digest, load_model_for_digest, load_state, read_manifest, verified_file, weights_dir
+from .weights import LoadedModel, half_state, install_weights, load_model_for_digest, load_state, verified_file, weights_dir
 
-_FULL_PRECISION = ("quantiles", "scale_table")
+SECTION = "video_models"  # the manifest section that lists video weights versions
 
 
 @dataclass
 class LoadedVideoModel:
-    model_id: str
+    model_id: str  # the plain id written into files
     codec: StemCodec
     digest: bytes  # SHA-256 of the video model's weights file
     image: LoadedModel
+    version: int = 1
+
+    @property
+    def ref(self) -> str:
+        """``id@version``: names these exact weights."""
+        return f"{self.model_id}@{self.version}"
 
     @property
     def quality_range(self) -> tuple[float, float]:
@@ -41,52 +46,62 @@ class LoadedVideoModel:
         return self.image.default_quality
 
 
-@lru_cache(maxsize=4)
-def load_video_model(model_id: str, device: str = "cpu") -> LoadedVideoModel:
-    """The registered video model with its shipped weights and its image model, ready to code."""
-    spec = get_video_spec(model_id)
-    folder = weights_dir()
-    entry = read_manifest(folder).get("video_models", {}).get(model_id)
+def load_video_model(model: str, device: str = "cpu") -> LoadedVideoModel:
+    """A registered video model with shipped weights and its image model, ready to code.
+
+    ``model`` is an id (its newest version) or ``id@N`` (version N)."""
+    try:
+        model_id, version = parse_ref(model)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
+    get_video_spec(model_id)
+    entry = find_version(model_id, version=version, section=SECTION)
     if entry is None:
-        raise ModelError(f"no weights are installed for video model '{model_id}' in {folder}; "
-                         "train them with scripts/train_video.py")
+        if version is None:
+            raise ModelError(f"no weights are installed for video model '{model_id}' in {weights_dir()}; "
+                             "train them with scripts/train_video.py")
+        raise ModelError(f"video model '{model_id}' has no version {version} installed (installed: {_installed(model_id)})")
+    return _load_version(model_id, entry["sha256"], device)
+
+
+def load_video_model_for_digest(model_id: str, digest: bytes, device: str = "cpu") -> LoadedVideoModel:
+    """The installed version of video model ``model_id`` whose weights have SHA-256 ``digest``
+    (what a .ncv file names); WeightsMismatchError if no installed version has it."""
+    get_video_spec(model_id)
+    if find_version(model_id, sha256=digest.hex(), section=SECTION) is None:
+        raise WeightsMismatchError(
+            f"file was encoded with weights {digest.hex()[:12]} of video model '{model_id}', which are not installed "
+            f"(installed versions: {_installed(model_id, digests=True)}); install the weights version it names")
+    return _load_version(model_id, digest.hex(), device)
+
+
+def _installed(model_id: str, digests: bool = False) -> str:
+    return ", ".join(f"@{e['version']}" + (f" {e['sha256'][:12]}" if digests else "")
+                     for e in versions(model_id, section=SECTION)) or "none"
+
+
+@lru_cache(maxsize=4)
+def _load_version(model_id: str, sha256: str, device: str) -> LoadedVideoModel:
+    entry = find_version(model_id, sha256=sha256, section=SECTION)
     path, digest = verified_file(entry)
     try:  # the exact image weights version it was trained on, whatever version is newest
         image = load_model_for_digest(entry["image_model"], bytes.fromhex(entry["image_sha256"]), device)
     except WeightsMismatchError as exc:
-        raise ModelError(f"video model '{model_id}' needs its image model: {exc}") from None
-    temporal = spec.build()
+        raise ModelError(f"video model '{model_id}@{entry['version']}' needs its image model: {exc}") from None
+    temporal = get_video_spec(model_id).build()
     load_state(temporal, load_file(str(path)))
     temporal.eval().to(device)
     temporal.prepare_for_coding()
-    return LoadedVideoModel(model_id, StemCodec(image.model, temporal), digest, image)
+    return LoadedVideoModel(model_id, StemCodec(image.model, temporal), digest, image, entry["version"])
 
 
 def export_video_weights(model: TemporalEntropyModel, model_id: str, image: LoadedModel, info: dict,
                          folder: Path | None = None) -> Path:
-    """Round to float16, compute tables, write ``<id>.safetensors`` and its ``video_models`` entry."""
-    folder = folder or weights_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    model = model.cpu().eval()
-    with torch.no_grad():
-        for name, t in model.state_dict(keep_vars=True).items():
-            if t.is_floating_point() and not name.endswith(_FULL_PRECISION):
-                t.copy_(t.half().float())
-    model.export_tables()
-    state = {k: (v.half() if v.is_floating_point() and not k.endswith(_FULL_PRECISION) else v).detach().contiguous()
-             for k, v in model.state_dict().items()}
-    path = folder / f"{model_id}.safetensors"
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={"model_id": model_id, "image_model": image.model_id,
-                                         "image_sha256": image.digest.hex()})
-    publish(tmp, path)  # safetensors writes 0600
-    manifest = read_manifest(folder)  # re-read right before writing: other keys are kept as they are
-    entry = dict(info)
-    entry.update({"file": path.name, "sha256": file_digest(path).hex(), "image_model": image.model_id,
-                  "image_sha256": image.digest.hex(), "config": get_video_spec(model_id).config})
-    manifest.setdefault("video_models", {})[model_id] = entry
-    tmp = folder / (MANIFEST + ".video.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, folder / MANIFEST)
-    load_video_model.cache_clear()
+    """Round to float16, compute tables and install the file as the newest version of
+    ``model_id`` (``<id>@N.safetensors`` after the first); older versions stay installed, so
+    the .ncv files they wrote keep decoding."""
+    entry = {**info, "image_model": image.model_id, "image_sha256": image.digest.hex(),
+             "config": get_video_spec(model_id).config}
+    path = install_weights(half_state(model), model_id, entry, folder or weights_dir(), SECTION)
+    _load_version.cache_clear()
     return path

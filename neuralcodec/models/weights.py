@@ -127,43 +127,53 @@ def _load_version(model_id: str, sha256: str, device: str) -> LoadedModel:
     return LoadedModel(model_id, model, digest, device, (lo, hi), default, entry["version"])
 
 
-def export_weights(model: ImageCodec, model_id: str, info: dict, folder: Path | None = None, half: bool = True) -> Path:
-    """Compute coding tables, write the weights file and install it as a new version of
-    ``model_id`` in the manifest (the first version is ``<id>.safetensors``, later ones
-    ``<id>@N.safetensors``; older versions stay installed so their files keep decoding).
-
-    With ``half`` the float tensors are rounded to float16 first (half the file size) and the
-    coding tables are computed from the rounded model, which is exactly what loading gives back.
-    """
-    folder = folder or weights_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+def half_state(model: torch.nn.Module, half: bool = True) -> dict[str, torch.Tensor]:
+    """Round the model's float tensors to float16 in place (``half``), compute its coding tables
+    from the rounded model (``export_tables``) and return the state to write: exactly what
+    loading gives back. Table-defining tensors (``_FULL_PRECISION``) keep float32."""
     model = model.cpu().eval()
+    keep = lambda name, t: not t.is_floating_point() or name.endswith(_FULL_PRECISION)  # noqa: E731
     if half:
         with torch.no_grad():
             for name, t in model.state_dict(keep_vars=True).items():
-                if t.is_floating_point() and not name.endswith(_FULL_PRECISION):
+                if not keep(name, t):
                     t.copy_(t.half().float())
     model.export_tables()
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    if half:
-        state = {k: v.half() if v.is_floating_point() and not k.endswith(_FULL_PRECISION) else v
-                 for k, v in state.items()}
+    return {k: v if not half or keep(k, v) else v.half() for k, v in state.items()}
+
+
+def install_weights(state: dict[str, torch.Tensor], model_id: str, entry: dict, folder: Path,
+                    section: str = "models") -> Path:
+    """Write ``state`` and install it in ``folder``'s manifest as the newest version of
+    ``model_id`` in ``section`` (the first version is ``<id>.safetensors``, later ones
+    ``<id>@N.safetensors``; older versions stay installed so their files keep decoding). The same
+    weights again refresh their entry instead. ``entry`` gets ``file`` and ``sha256``."""
+    folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"{model_id}.safetensors.tmp"
-    save_file(state, str(tmp), metadata={"model_id": model_id})
+    save_file(state, str(tmp), metadata={"model_id": model_id})  # one key: a deterministic header
     digest = file_digest(tmp).hex()
     manifest = read_manifest(folder)
-    newest = find_version(model_id, manifest=manifest)
-    if newest is not None and newest["sha256"] == digest:  # the same weights again: refresh their entry
+    newest = find_version(model_id, manifest=manifest, section=section)
+    if newest is not None and newest["sha256"] == digest:
         tmp.unlink()
         path = folder / newest["file"]
     else:
         n = 1 if newest is None else newest["version"] + 1
         path = folder / (f"{model_id}.safetensors" if n == 1 else f"{model_id}@{n}.safetensors")
         publish(tmp, path)  # safetensors writes 0600
-    entry = {**info, "file": path.name, "sha256": digest, "config": get_spec(model_id).config}
-    add_version(manifest, model_id, entry)
+    add_version(manifest, model_id, {**entry, "file": path.name, "sha256": digest}, section)
     tmp = folder / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, folder / MANIFEST)
+    return path
+
+
+def export_weights(model: ImageCodec, model_id: str, info: dict, folder: Path | None = None, half: bool = True) -> Path:
+    """Compute coding tables, write the weights file and install it as a new version of
+    ``model_id`` (:func:`install_weights`). With ``half`` the float tensors are rounded to
+    float16 first (half the file size) and the tables computed from the rounded model."""
+    path = install_weights(half_state(model, half), model_id, {**info, "config": get_spec(model_id).config},
+                           folder or weights_dir())
     _load_version.cache_clear()
     return path

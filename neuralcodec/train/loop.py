@@ -377,7 +377,6 @@ def train(cfg: TrainConfig) -> Path:
             raise ValueError(f"--train_only {cfg.train_only!r} matches no parameter of {cfg.model}")
         for n, p in model.named_parameters():  # the quantiles keep training (aux loss only)
             p.requires_grad_(n.startswith(prefixes) or n in aux_names)
-    out.mkdir(parents=True, exist_ok=True)  # only once the settings are valid
     step = 0
     ck = read_checkpoint(ckpt_path) if ckpt_path.exists() else None
     fresh: list[str] = []
@@ -395,6 +394,7 @@ def train(cfg: TrainConfig) -> Path:
             raise ValueError(f"{ckpt_path} was trained with --train_only {ck['config'].get('train_only', '')!r}, "
                              f"not {cfg.train_only!r}: resume with the same setting or start a new --out")
         load_state(model, ck["model"])
+    out.mkdir(parents=True, exist_ok=True)  # only once the settings and the files they name are valid
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -31,6 +31,9 @@ def wants_video_decode(args: argparse.Namespace) -> bool:
 def add_encode_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("video (inputs .mp4 .mkv .mov .webm .avi .y4m .yuv or PNG frame folders; output .ncv)")
     g.add_argument("--gop", type=int, default=32, help="frames between I-frames: 1 = all intra, 0 = only the first (default 32)")
+    g.add_argument("--no-scenecut", dest="scenecut", action="store_false",
+                   help="keep the GOP's frame types (by default a frame is coded as an I-frame wherever that is "
+                        "smaller than its P-frame, which doubles the coding work of P-frames; writes format 1.0)")
     g.add_argument("--frames", type=int, help="code only the first N frames")
     g.add_argument("--size", help="raw .yuv only: frame size WxH")
     g.add_argument("--fps", type=str, help="frame rate (raw .yuv: required; PNG folders: default 25), e.g. 30000/1001")
@@ -121,7 +124,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         try:
             enc = encode_video(src, dst, model, args.quality, args.gop, args.frames, args.device,
-                               reconstruct=args.verify, size=size, fps=fps, pix_fmt=args.pix_fmt, on_frame=on_frame)
+                               reconstruct=args.verify, size=size, fps=fps, pix_fmt=args.pix_fmt, on_frame=on_frame,
+                               scene_cuts=args.scenecut)
         finally:
             bar.close()
     _notices(caught, args.quiet)
@@ -185,6 +189,7 @@ def info_record(name: str) -> dict:
         "image_weights_sha256": h.image_weights_digest.hex(), "quality": h.quality, "width": h.width,
         "height": h.height, "pad_bottom": h.pad_bottom, "pad_right": h.pad_right,
         "fps": f"{h.fps_num}/{h.fps_den}", "time_base": f"{h.tb_num}/{h.tb_den}", "gop": h.gop,
+        "scene_cuts": h.scene_cuts,
         "frames": f.frames, "indexed": f.indexed, "truncated": f.truncated,
         "bpp": size * 8 / (max(f.frames, 1) * h.width * h.height),
         "kbps": size * 8 / 1000 / (f.frames * h.fps_den / h.fps_num) if f.frames else None,
@@ -200,7 +205,7 @@ def print_info(r: dict) -> None:
     print(f"  {'size':<10} {r['width']}x{r['height']}")
     print(f"  {'frames':<10} {r['frames']}{state}")
     print(f"  {'fps':<10} {r['fps']}")
-    print(f"  {'gop':<10} {r['gop']}")
+    print(f"  {'gop':<10} {r['gop']}" + (" (scene cuts: extra I-frames where cheaper)" if r["scene_cuts"] else ""))
     print(f"  {'bpp':<10} {r['bpp']:.4f}" + (f"  ({r['kbps']:.1f} kbit/s)" if r["kbps"] else ""))
     for t in ("i", "p"):
         if r[f"mean_bytes_{t}"] is not None:

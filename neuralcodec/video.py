@@ -68,8 +68,10 @@ class DecodedFrame:
     rgb: np.ndarray  # (H, W, 3) uint8
 
 
-def make_header(loaded: LoadedVideoModel, quality: float | None, width: int, height: int, fps: Fraction, gop: int) -> ncv.VideoHeader:
-    """Header of a video coded with ``loaded`` (checks quality and GOP)."""
+def make_header(loaded: LoadedVideoModel, quality: float | None, width: int, height: int, fps: Fraction, gop: int,
+                scene_cuts: bool = True) -> ncv.VideoHeader:
+    """Header of a video coded with ``loaded`` (checks quality and GOP); ``scene_cuts`` lets the
+    encoder code any frame as an I-frame where that is smaller (format 1.1; without, 1.0)."""
     q = loaded.default_quality if quality is None else float(quality)
     loaded.image.check_quality(q)
     if gop < 0:
@@ -79,13 +81,16 @@ def make_header(loaded: LoadedVideoModel, quality: float | None, width: int, hei
     return ncv.VideoHeader(
         loaded.model_id, loaded.digest, loaded.image.model_id, loaded.image.digest, int(round(q * 1000)),
         width, height, -height % k, -width % k, fps.numerator, fps.denominator, fps.denominator, fps.numerator, gop,
+        ncv.SCENE_CUTS if scene_cuts else 0,
     )
 
 
 def encode_frames(frames: Iterable[np.ndarray], loaded: LoadedVideoModel, header: ncv.VideoHeader,
                   batch: int = 4, reconstruct: bool = False, device: str = "cpu") -> Iterator[CodedFrame]:
     """Code RGB frames (H, W, 3) uint8 in order: the analysis runs on ``batch`` frames at once,
-    the entropy coding frame by frame (each P-frame needs the previous decoded latent)."""
+    the entropy coding frame by frame (each P-frame needs the previous decoded latent). With the
+    header's ``scene_cuts`` a frame the GOP rule leaves to P is also coded as an I-frame, and the
+    smaller of the two is kept (a cut, or motion the temporal prior cannot follow)."""
     codec, q = loaded.codec, header.quality
     chunk: list[np.ndarray] = []
     state = {"index": 0, "ref": None}
@@ -98,6 +103,10 @@ def encode_frames(frames: Iterable[np.ndarray], loaded: LoadedVideoModel, header
             i = state["index"]
             intra = header.is_intra(i)
             code = codec.encode(y[j : j + 1], None if intra else state["ref"])
+            if not intra and header.scene_cuts:
+                alt = codec.encode(y[j : j + 1], None)
+                code = alt if sum(map(len, alt.sections)) < sum(map(len, code.sections)) else code
+                intra = code.intra
             state["ref"], state["index"] = code.y_hat, i + 1
             rgb = codec.reconstruct(code.y_hat, q, header.height, header.width) if reconstruct else None
             rec = ncv.FrameRecord(i, intra, code.sections, code.latent_digest,
@@ -120,13 +129,15 @@ def encode_video(
     source, output: str | Path, model: str = DEFAULT_VIDEO_MODEL, quality: float | None = None,
     gop: int = DEFAULT_GOP, frames: int | None = None, device: str = "cpu", batch: int = 4,
     reconstruct: bool = False, size: tuple[int, int] | None = None, fps: float | Fraction | None = None,
-    pix_fmt: str = "yuv420p", on_frame: Callable[[CodedFrame], None] | None = None,
+    pix_fmt: str = "yuv420p", on_frame: Callable[[CodedFrame], None] | None = None, scene_cuts: bool = True,
 ) -> EncodedVideo:
     """Encode a video source (path, see neuralcodec.io.video) to a .ncv file, streaming.
 
     The file is written under a temporary name beside ``output`` and renamed when complete.
     ``frames`` limits how many frames are coded; ``on_frame`` sees every coded frame (with its
-    reconstruction if ``reconstruct``).
+    reconstruction if ``reconstruct``). ``scene_cuts`` (default) codes a frame as an I-frame
+    wherever that is smaller than its P-frame (format 1.1); ``False`` keeps the GOP's frame types
+    and writes format 1.0.
     """
     from .io.files import publish
     from .io.video import open_video
@@ -139,7 +150,7 @@ def encode_video(
         info = reader.info
         if info.has_audio:
             warnings.warn("audio is not carried: only the video stream is coded", stacklevel=2)
-        header = make_header(loaded, quality, info.width, info.height, info.fps, gop)
+        header = make_header(loaded, quality, info.width, info.height, info.fps, gop, scene_cuts)
         result = EncodedVideo(output, header)
         output.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
@@ -215,7 +226,7 @@ class VideoDecoder:
 
     def _latent(self, record: ncv.FrameRecord) -> torch.Tensor:
         h = self.header
-        if record.intra != h.is_intra(record.number):
+        if not h.allows(record.number, record.intra):
             raise InvalidHeaderError(f"frame {record.number}: its type contradicts the header's GOP")
         code = self.loaded.codec.decode(record.sections, None if record.intra else self._ref,
                                         h.height + h.pad_bottom, h.width + h.pad_right, h.quality, self.device)

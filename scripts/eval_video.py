@@ -6,6 +6,8 @@
         # one video model against another (and only the references named)
     nice -n 10 python scripts/eval_video.py --ablation [--qualities 0 1 1.75]   # temporal prior ablation
     python scripts/eval_video.py --speed --threads 2 [--hd]                     # fps at 416x240 [1280x720]
+    python scripts/eval_video.py --model stem-elic --compare-scenecut --refs --clips foreman-200
+        # scene cuts on (default) against the same GOP without them
     nice -n 10 python scripts/eval_video.py --profile                           # where 720p decode time goes
 
 Clips: frames the video model never saw in training (foreman 200-263 and 264-299, carphone
@@ -15,7 +17,9 @@ PSNR and MS-SSIM are RGB, averaged over frames (MS-SSIM: NaN for frames 160 pixe
 side, too small for its five scales). The references get the same RGB frames converted to
 yuv420p (BT.601, limited): libx264 and libx265 at presets medium and veryslow with ``-tune
 zerolatency``, SVT-AV1 (when this FFmpeg build has ``libsvtav1``) with its low-delay prediction
-structure; all with the same GOP, no B-frames or frame reordering, scene-cut detection off, CRF swept.
+structure; all with the same GOP, no B-frames or frame reordering, CRF swept. Scene cuts (an
+I-frame wherever it is cheaper) are on in ours and in the references' own detection, as each
+encoder's default; ``--no-scenecut`` turns them off in all (fixed GOP, format 1.0 for ours).
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def distortion(frames: list[np.ndarray], decoded: list[np.ndarray]) -> dict:
             "msssim_db": float(-10 * np.log10(1 - m)) if m < 1 else float("nan")}
 
 
-def ours(frames, tmp: Path, model: str, quality: float, gop: int) -> dict:
+def ours(frames, tmp: Path, model: str, quality: float, gop: int, scene_cuts: bool = True) -> dict:
     src = tmp / "src"
     if not src.exists():
         src.mkdir()
@@ -75,7 +79,7 @@ def ours(frames, tmp: Path, model: str, quality: float, gop: int) -> dict:
         for i, f in enumerate(frames):
             Image.fromarray(f).save(src / f"{i + 1:06d}.png")
     out = tmp / "o.ncv"
-    enc = encode_video(src, out, model, quality, gop)
+    enc = encode_video(src, out, model, quality, gop, scene_cuts=scene_cuts)
     dec = [d.rgb for d in decode_video(out)]
     intra = enc.intra
     return {"quality": quality, "gop": gop, "bpp": enc.bpp, **distortion(frames, dec),
@@ -84,18 +88,19 @@ def ours(frames, tmp: Path, model: str, quality: float, gop: int) -> dict:
             "frame_bytes": enc.frame_sizes, "frame_intra": intra}
 
 
-def reference_options(codec: str, crf: int, gop: int, preset: str) -> dict:
-    """Encoder options: GOP ``gop`` (0: only the first frame intra), no B-frames, no scene cuts."""
+def reference_options(codec: str, crf: int, gop: int, preset: str, scene_cuts: bool = False) -> dict:
+    """Encoder options: GOP ``gop`` (0: only the first frame intra), no B-frames; scene cuts (extra
+    I-frames) only with ``scene_cuts``, as ours."""
     g = gop or 1 << 20
     if codec == "libsvtav1":  # pred-struct 1: low delay (no reordering); scd: scene-change detection
-        return {"crf": str(crf), "preset": preset, "svtav1-params": f"keyint={g}:pred-struct=1:scd=0"}
-    params = f"keyint={g}:min-keyint={g}:scenecut=0:bframes=0"
+        return {"crf": str(crf), "preset": preset, "svtav1-params": f"keyint={g}:pred-struct=1:scd={int(scene_cuts)}"}
+    params = f"keyint={g}:bframes=0" if scene_cuts else f"keyint={g}:min-keyint={g}:scenecut=0:bframes=0"
     key = "x264-params" if codec == "libx264" else "x265-params"
     return {"crf": str(crf), "preset": preset, "tune": "zerolatency",
             key: params + (":log-level=error" if codec == "libx265" else "")}
 
 
-def reference(frames, tmp: Path, codec: str, crf: int, gop: int, preset: str = "medium") -> dict:
+def reference(frames, tmp: Path, codec: str, crf: int, gop: int, preset: str = "medium", scene_cuts: bool = False) -> dict:
     """Code RGB frames with an FFmpeg encoder into ``<tmp>/<codec>.mp4``; bpp from the file size."""
     import av
 
@@ -103,7 +108,7 @@ def reference(frames, tmp: Path, codec: str, crf: int, gop: int, preset: str = "
     h, w = frames[0].shape[:2]
     path = tmp / f"{codec}.mp4"
     with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=25, options=reference_options(codec, crf, gop, preset))
+        s = c.add_stream(codec, rate=25, options=reference_options(codec, crf, gop, preset, scene_cuts))
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
         for i, f in enumerate(frames):
             fr = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(
@@ -160,13 +165,15 @@ def rd(args) -> None:
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
-            res["ours"] = [ours(frames, tmp, args.model, q, args.gop) for q in qualities]
+            res["ours"] = [ours(frames, tmp, args.model, q, args.gop, args.scenecut) for q in qualities]
             res["ours-gop1"] = [ours(frames, tmp, args.model, q, 1) for q in qualities]
+            if args.scenecut and args.compare_scenecut:  # the same GOP without scene cuts
+                res["ours-no-scenecut"] = [ours(frames, tmp, args.model, q, args.gop, False) for q in qualities]
             if args.baseline_model:  # another video model, same GOP: BD-rate "ours vs baseline"
-                res["baseline"] = [ours(frames, tmp, args.baseline_model, q, args.gop)
+                res["baseline"] = [ours(frames, tmp, args.baseline_model, q, args.gop, args.scenecut)
                                    for q in args.baseline_qualities or qualities]
             for label, codec, preset, crfs in refs:
-                res[label] = [reference(frames, tmp, codec, crf, args.gop, preset) for crf in crfs]
+                res[label] = [reference(frames, tmp, codec, crf, args.gop, preset, args.scenecut) for crf in crfs]
         results[name] = {"frames": len(frames), "curves": res, "bd": bd_table(res)}
         print(f"{name}: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -269,7 +276,7 @@ def speed(args) -> None:
         list(decode_video(tmp / "w.ncv"))
         for gop in (args.gop, 1, args.gop):
             t0 = time.perf_counter()
-            encode_video(tmp / "src.mkv", tmp / "o.ncv", args.model, args.quality, gop)
+            encode_video(tmp / "src.mkv", tmp / "o.ncv", args.model, args.quality, gop, scene_cuts=args.scenecut)
             t1 = time.perf_counter()
             with VideoWriter(tmp / "o.mkv", w, h, 25) as wr:
                 for d in decode_video(tmp / "o.ncv"):
@@ -300,7 +307,7 @@ def profile(args) -> None:
         with VideoWriter(src, 1280, 720, 25) as wr:
             for f in frames:
                 wr.write(f)
-        encode_video(src, coded, args.model, args.quality, 32)
+        encode_video(src, coded, args.model, args.quality, 32, scene_cuts=False)  # P-frames only after the first
         with VideoDecoder(coded) as dec:
             records = list(dec.reader.records(0))
             dec._rgb(dec._latent(records[0]), records[0])  # the I-frame, and warm-up
@@ -340,6 +347,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="stem-msh")
     p.add_argument("--gop", type=int, default=32)
+    p.add_argument("--no-scenecut", dest="scenecut", action="store_false",
+                   help="ours and the references keep the GOP's frame types (default: scene cuts on in all)")
+    p.add_argument("--compare-scenecut", action="store_true", help="also code ours without scene cuts (BD-rate row)")
     p.add_argument("--qualities", type=float, nargs="+", help="RD and ablation qualities")
     p.add_argument("--quality", type=float, help="ablation/speed quality (default: the model's default)")
     p.add_argument("--crfs", type=int, nargs="+", default=[32, 36, 40, 44], help="x264/x265 CRFs, preset medium")

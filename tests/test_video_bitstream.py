@@ -1,5 +1,6 @@
 """The .ncv container on its own (no models): layout, index, scanning, validation before allocation."""
 
+import dataclasses
 import io
 import struct
 import warnings
@@ -48,8 +49,36 @@ def test_records_round_trip_with_short_digests(tmp_path):
 
 def test_gop_decides_frame_types():
     assert [HEADER.is_intra(i) for i in range(7)] == [True, False, False, True, False, False, True]
-    only_first = ncv.VideoHeader(*[getattr(HEADER, f) for f in HEADER.__dataclass_fields__][:-1], 0)
+    only_first = dataclasses.replace(HEADER, gop=0)
     assert [only_first.is_intra(i) for i in range(4)] == [True, False, False, False]
+    assert [HEADER.allows(i, True) for i in range(4)] == [True, False, False, True]  # 1.0: the GOP rule only
+    assert [HEADER.allows(i, False) for i in range(4)] == [False, True, True, False]
+    cuts = dataclasses.replace(HEADER, flags=ncv.SCENE_CUTS)
+    assert [cuts.allows(i, True) for i in range(4)] == [True] * 4  # 1.1 scene cuts: any frame may be I
+    assert [cuts.allows(i, False) for i in range(4)] == [False, True, True, False]  # GOP frames stay I
+
+
+def test_scene_cut_flag_writes_format_1_1_and_only_then(tmp_path):
+    """Without flags the header is byte for byte what 1.0 encoders wrote; the flag makes it 1.1."""
+    plain = ncv.header_bytes(HEADER)
+    assert plain[4:6] == bytes([1, 0])
+    cuts = dataclasses.replace(HEADER, flags=ncv.SCENE_CUTS)
+    data = ncv.header_bytes(cuts)
+    assert data[4:6] == bytes([1, 1]) and len(data) == len(plain) + 1
+    buf = io.BytesIO()
+    w = ncv.NcvWriter(buf, cuts)
+    for f in frames(2) + [ncv.FrameRecord(2, True, [b"ab", b"c"], bytes(16))]:  # frame 2: a cut, off the GOP
+        w.add(f)
+    w.finish()
+    (tmp_path / "c.ncv").write_bytes(buf.getvalue())
+    with ncv.NcvReader(tmp_path / "c.ncv") as r:
+        assert r.file.header == cuts and r.file.version == (1, 1) and r.file.header.scene_cuts
+        assert [e.intra for e in r.file.entries] == [True, False, True]
+
+
+def test_unknown_header_flags_are_refused():
+    with pytest.raises(InvalidHeaderError, match="flags 0x02"):
+        ncv.header_bytes(dataclasses.replace(HEADER, flags=2))
 
 
 def test_scan_without_index_finds_the_same_records(tmp_path):

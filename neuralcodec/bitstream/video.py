@@ -1,8 +1,8 @@
-"""Video container ``.ncv`` v1.0 (normative spec: docs/video.md). Pure bytes: no torch, no models.
+"""Video container ``.ncv`` v1.1 (normative spec: docs/video.md). Pure bytes: no torch, no models.
 
 Layout, integers little-endian, ``varint`` = unsigned LEB128::
 
-    magic b"\x89NCV" | u8 major=1 | u8 minor=0 | u16 header_len | header | u32 crc32(all before)
+    magic b"\x89NCV" | u8 major=1 | u8 minor | u16 header_len | header | u32 crc32(all before)
     record*   u8 0xF7 | u8 flags (bit 0: P-frame, bit 1: image digest present) | varint number
               | u8 n_sections | varint length[n_sections] | latent_digest[8] | image_digest[8]?
               | payloads | u32 crc32(record before this field)
@@ -11,7 +11,9 @@ Layout, integers little-endian, ``varint`` = unsigned LEB128::
 
 Records are written as frames are coded; the index and trailer come last. A reader seeks with
 the index; without one (the writer stopped early) it scans records up to the last complete one.
-Every length is checked against the file size before anything is allocated.
+Every length is checked against the file size before anything is allocated. Version 1.1 appends
+a flags byte to the header (bit 0: scene cuts, any frame may be an I-frame); a file without flags
+is written as 1.0, byte for byte what 1.0 encoders wrote.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from typing import BinaryIO
 from ..errors import CorruptFileError, InvalidHeaderError, NotNcfError, TruncatedFileError, UnsupportedVersionError
 
 MAGIC = b"\x89NCV"
-VERSION = (1, 0)
+VERSION = (1, 1)  # the newest this reader handles; files without header flags are written as 1.0
+SCENE_CUTS = 1  # header flag: frames beyond the GOP rule may be I-frames
 MAX_SIDE = 32768
 MAX_PIXELS = 1 << 26
 MAX_FRAMES = 10_000_000
@@ -69,6 +72,17 @@ class VideoHeader:
     tb_num: int  # time base: frame i is shown at i * fps_den / fps_num seconds = pts i * time base
     tb_den: int
     gop: int  # distance between I-frames; 0: only the first frame is intra
+    flags: int = 0  # 1.1: SCENE_CUTS
+
+    @property
+    def scene_cuts(self) -> bool:
+        """Whether frames the GOP rule leaves to P may also be I-frames (where that is cheaper)."""
+        return bool(self.flags & SCENE_CUTS)
+
+    @property
+    def minor(self) -> int:
+        """The minor version this header is written as: 1 with flags, else 0."""
+        return 1 if self.flags else 0
 
     @property
     def quality(self) -> float:
@@ -79,7 +93,13 @@ class VideoHeader:
         return Fraction(self.fps_num, self.fps_den)
 
     def is_intra(self, index: int) -> bool:
+        """Whether frame ``index`` must be an I-frame (the GOP rule)."""
         return index == 0 or (self.gop > 0 and index % self.gop == 0)
+
+    def allows(self, index: int, intra: bool) -> bool:
+        """Whether frame ``index`` may have this type: GOP-rule frames are I, others P, or
+        either with ``scene_cuts``."""
+        return intra == self.is_intra(index) or (intra and self.scene_cuts)
 
     def validate(self) -> None:
         for mid in (self.model_id, self.image_model_id):
@@ -93,14 +113,17 @@ class VideoHeader:
             raise InvalidHeaderError("frame rate and time base must be positive")
         if self.quality_milli > 1_000_000 or self.gop > MAX_FRAMES:
             raise InvalidHeaderError("quality or GOP field out of range")
+        if self.flags & ~SCENE_CUTS:
+            raise InvalidHeaderError(f"header flags 0x{self.flags:02x} name features this reader does not know")
 
     def pack(self) -> bytes:
         out = b""
         for mid, digest in ((self.model_id, self.weights_digest), (self.image_model_id, self.image_weights_digest)):
             b = mid.encode("ascii")
             out += bytes([len(b)]) + b + digest
-        return out + _FIXED.pack(self.quality_milli, self.width, self.height, self.pad_bottom, self.pad_right,
-                                 self.fps_num, self.fps_den, self.tb_num, self.tb_den, self.gop)
+        out += _FIXED.pack(self.quality_milli, self.width, self.height, self.pad_bottom, self.pad_right,
+                           self.fps_num, self.fps_den, self.tb_num, self.tb_den, self.gop)
+        return out + (bytes([self.flags]) if self.flags else b"")
 
 
 @dataclass
@@ -145,7 +168,7 @@ def _read_varint(buf: bytes, pos: int, what: str) -> tuple[int, int]:
 def header_bytes(header: VideoHeader) -> bytes:
     header.validate()
     body = header.pack()
-    head = _PREFIX.pack(MAGIC, *VERSION, len(body)) + body
+    head = _PREFIX.pack(MAGIC, VERSION[0], header.minor, len(body)) + body
     return head + struct.pack("<I", zlib.crc32(head))
 
 
@@ -286,7 +309,7 @@ class NcvReader:
         head = self._read(0, _PREFIX.size + hlen + 4, "its header")
         if struct.unpack_from("<I", head, _PREFIX.size + hlen)[0] != zlib.crc32(head[:-4]):
             raise CorruptFileError("header checksum mismatch: the file is damaged")
-        header = _parse_header(head[_PREFIX.size : _PREFIX.size + hlen])
+        header = _parse_header(head[_PREFIX.size : _PREFIX.size + hlen], minor)
         self.data_start = _PREFIX.size + hlen + 4
         entries = self._read_index()
         if entries is not None:
@@ -369,7 +392,7 @@ class NcvReader:
                 f"decoded its {self.file.frames} complete frames", TruncatedVideoWarning, stacklevel=2)
 
 
-def _parse_header(body: bytes) -> VideoHeader:
+def _parse_header(body: bytes, minor: int) -> VideoHeader:
     pos, ids = 0, []
     for _ in range(2):
         if len(body) < pos + 1:
@@ -384,7 +407,9 @@ def _parse_header(body: bytes) -> VideoHeader:
         pos += 33 + n
     if len(body) < pos + _FIXED.size:
         raise InvalidHeaderError("header is shorter than its fields")
-    (q, w, h, pb, pr, fn, fd, tn, td, gop) = _FIXED.unpack_from(body, pos)  # bytes after these: newer minor, skipped
-    header = VideoHeader(ids[0][0], ids[0][1], ids[1][0], ids[1][1], q, w, h, pb, pr, fn, fd, tn, td, gop)
+    (q, w, h, pb, pr, fn, fd, tn, td, gop) = _FIXED.unpack_from(body, pos)
+    pos += _FIXED.size
+    flags = body[pos] if minor >= 1 and len(body) > pos else 0  # 1.1; later bytes: a newer minor, skipped
+    header = VideoHeader(ids[0][0], ids[0][1], ids[1][0], ids[1][1], q, w, h, pb, pr, fn, fd, tn, td, gop, flags)
     header.validate()
     return header

@@ -16,10 +16,10 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from ..errors import ModelError, WeightsMismatchError
-from .manifest import find_version, parse_ref, versions
+from .manifest import find_version, versions
 from .stem import StemCodec, TemporalEntropyModel
 from .video_registry import DEFAULT_VIDEO_MODEL, VIDEO_REGISTRY, VideoSpec, get_video_spec  # noqa: F401
-from .weights import LoadedModel, half_state, install_weights, load_model_for_digest, load_state, verified_file, weights_dir
+from .weights import LoadedModel, half_state, install_weights, installed_entry, load_model_for_digest, load_state, verified_file, weights_dir
 
 SECTION = "video_models"  # the manifest section that lists video weights versions
 
@@ -50,17 +50,7 @@ def load_video_model(model: str, device: str = "cpu") -> LoadedVideoModel:
     """A registered video model with shipped weights and its image model, ready to code.
 
     ``model`` is an id (its newest version) or ``id@N`` (version N)."""
-    try:
-        model_id, version = parse_ref(model)
-    except ValueError as exc:
-        raise ModelError(str(exc)) from None
-    get_video_spec(model_id)
-    entry = find_version(model_id, version=version, section=SECTION)
-    if entry is None:
-        if version is None:
-            raise ModelError(f"no weights are installed for video model '{model_id}' in {weights_dir()}; "
-                             "train them with scripts/train_video.py")
-        raise ModelError(f"video model '{model_id}' has no version {version} installed (installed: {_installed(model_id)})")
+    model_id, entry = installed_entry(model, get_video_spec, SECTION)
     return _load_version(model_id, entry["sha256"], device)
 
 
@@ -69,15 +59,11 @@ def load_video_model_for_digest(model_id: str, digest: bytes, device: str = "cpu
     (what a .ncv file names); WeightsMismatchError if no installed version has it."""
     get_video_spec(model_id)
     if find_version(model_id, sha256=digest.hex(), section=SECTION) is None:
+        have = ", ".join(f"@{e['version']} {e['sha256'][:12]}" for e in versions(model_id, section=SECTION)) or "none"
         raise WeightsMismatchError(
             f"file was encoded with weights {digest.hex()[:12]} of video model '{model_id}', which are not installed "
-            f"(installed versions: {_installed(model_id, digests=True)}); install the weights version it names")
+            f"(installed versions: {have}); install the weights version it names")
     return _load_version(model_id, digest.hex(), device)
-
-
-def _installed(model_id: str, digests: bool = False) -> str:
-    return ", ".join(f"@{e['version']}" + (f" {e['sha256'][:12]}" if digests else "")
-                     for e in versions(model_id, section=SECTION)) or "none"
 
 
 @lru_cache(maxsize=4)

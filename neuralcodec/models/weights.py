@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -81,23 +82,31 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], strict: b
     model.load_state_dict({**state, **built}, strict=strict)
 
 
+def installed_entry(ref: str, known: Callable[[str], object], section: str = "models") -> tuple[str, dict]:
+    """The id and manifest entry of the weights ``ref`` names (``id``: the newest version,
+    ``id@N``: version N) in ``section``; ``known(id)`` raises for unknown ids first. ModelError if
+    the ref is malformed or names no installed version."""
+    try:
+        model_id, version = parse_ref(ref)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
+    known(model_id)  # unknown ids fail first, with the list of known ones
+    entry = find_version(model_id, version=version, section=section)
+    if entry is None:
+        what, script = ("", "train.py") if section == "models" else ("video model ", "train_video.py")
+        if version is None:
+            raise ModelError(f"no weights are installed for {what}'{model_id}' in {weights_dir()}; "
+                             f"train them with scripts/{script}")
+        have = ", ".join(f"@{e['version']}" for e in versions(model_id, section=section)) or "none"
+        raise ModelError(f"{what}'{model_id}' has no version {version} installed (installed: {have})")
+    return model_id, entry
+
+
 def load_model(model: str, device: str = "cpu") -> LoadedModel:
     """A registered model with shipped weights, ready to code (cached per device).
 
     ``model`` is an id (its newest version) or ``id@N`` (version N)."""
-    try:
-        model_id, version = parse_ref(model)
-    except ValueError as exc:
-        raise ModelError(str(exc)) from None
-    get_spec(model_id)  # unknown ids fail first, with the list of known ones
-    entry = find_version(model_id, version=version)
-    if entry is None:
-        if version is None:
-            raise ModelError(
-                f"no weights are installed for '{model_id}' in {weights_dir()}; train them with scripts/train.py"
-            )
-        have = ", ".join(f"@{e['version']}" for e in versions(model_id))
-        raise ModelError(f"'{model_id}' has no version {version} installed (installed: {have or 'none'})")
+    model_id, entry = installed_entry(model, get_spec)
     return _load_version(model_id, entry["sha256"], device)
 
 

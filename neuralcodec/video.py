@@ -101,15 +101,13 @@ def encode_frames(frames: Iterable[np.ndarray], loaded: LoadedVideoModel, header
         y = codec.analysis(x, q)
         for j in range(y.shape[0]):
             i = state["index"]
-            intra = header.is_intra(i)
-            code = codec.encode(y[j : j + 1], None if intra else state["ref"])
-            if not intra and header.scene_cuts:
+            code = codec.encode(y[j : j + 1], None if header.is_intra(i) else state["ref"])
+            if not code.intra and header.scene_cuts:  # the same frame as an I-frame: keep the smaller
                 alt = codec.encode(y[j : j + 1], None)
                 code = alt if sum(map(len, alt.sections)) < sum(map(len, code.sections)) else code
-                intra = code.intra
             state["ref"], state["index"] = code.y_hat, i + 1
             rgb = codec.reconstruct(code.y_hat, q, header.height, header.width) if reconstruct else None
-            rec = ncv.FrameRecord(i, intra, code.sections, code.latent_digest,
+            rec = ncv.FrameRecord(i, code.intra, code.sections, code.latent_digest,
                                   image_digest(rgb) if rgb is not None else None)
             yield CodedFrame(rec, 0, rgb, code.y_hat[0], psnr(chunk[j], rgb) if rgb is not None else None)
         chunk.clear()

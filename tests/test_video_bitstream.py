@@ -4,6 +4,7 @@ import dataclasses
 import io
 import struct
 import warnings
+import zlib
 
 import pytest
 
@@ -76,9 +77,14 @@ def test_scene_cut_flag_writes_format_1_1_and_only_then(tmp_path):
         assert [e.intra for e in r.file.entries] == [True, False, True]
 
 
-def test_unknown_header_flags_are_refused():
+def test_unknown_header_flags_are_refused(tmp_path):
     with pytest.raises(InvalidHeaderError, match="flags 0x02"):
         ncv.header_bytes(dataclasses.replace(HEADER, flags=2))
+    body = dataclasses.replace(HEADER, flags=2).pack()  # a file from a future writer: refused on reading
+    head = struct.pack("<4sBBH", ncv.MAGIC, 1, 1, len(body)) + body
+    (tmp_path / "f.ncv").write_bytes(head + struct.pack("<I", zlib.crc32(head)))
+    with pytest.raises(InvalidHeaderError, match="flags 0x02"):
+        ncv.NcvReader(tmp_path / "f.ncv")
 
 
 def test_scan_without_index_finds_the_same_records(tmp_path):

@@ -266,7 +266,7 @@ def export(args) -> None:
                 f"+ {cfg['synthetic']} synthetic camera-motion clips",
         "command": f"python scripts/train_video.py --model {args.model} --out {args.out} --steps {ck['step']} "
                    f"--seq-len {cfg['seq_len']} --lr {cfg['lr']} --decay-at {cfg['decay_at']}",
-        "init": "the image model's hyperprior (TemporalEntropyModel.init_from_image)",
+        "init": f"the image model's entropy model ({type(model).__name__}.init_from_image)",
         "loss": "rate only: bits of the coded symbols (straight-through rounding) + noisy hyper-latent bits",
         "hardware": f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), torch {torch.__version__}",
         "wall_seconds": round(log_seconds(out / "log.jsonl") or 0.0, 1),

@@ -28,9 +28,10 @@ def fake_latents(tmp_path) -> Path:
     return latents
 
 
-@pytest.mark.parametrize("model", ["stem-msh", "stem-elic"])
+@pytest.mark.parametrize("model", ["stem-msh", "stem-elic", "stem-elic-cg"])
 def test_resume_is_exact(tmp_path, model):
-    """Also where the reference frame goes through an image model's context passes (stem-elic)."""
+    """Also where the reference frame goes through an image model's context passes (stem-elic) and
+    where the P-frame model has them too (stem-elic-cg)."""
     latents = fake_latents(tmp_path)
     run(tmp_path / "a", latents, "--model", model)
     run(tmp_path / "b", latents, "--model", model, "--stop-at", "2")

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .._compressai import CheckerboardMaskedConv2d, conv
+from ..entropy.checkerboard import anchor_mask
 from .base import Coded
 from .._malloc import release_free_memory
 from .hyperprior import Hyperprior
@@ -29,21 +30,19 @@ from .tiling import window
 from .transforms import Rounder, ste_round
 
 
-def anchor_mask(height: int, width: int, device: torch.device | str = "cpu") -> Tensor:
-    """Boolean (height, width) mask of the anchor positions: row + column even."""
-    r = torch.arange(height, device=device)[:, None]
-    c = torch.arange(width, device=device)[None, :]
-    return (r + c) % 2 == 0
-
-
 class ContextNets(nn.Module):
-    """Per-group channel context, checkerboard spatial context and parameter correction."""
+    """Per-group channel context, checkerboard spatial context and parameter correction.
 
-    def __init__(self, M: int, groups: tuple[int, ...], checkerboard: bool, hidden: int) -> None:
+    ``extra`` more input channels of every correction net (features the caller adds, such as a
+    video model's temporal prior) come last in its input."""
+
+    def __init__(self, M: int, groups: tuple[int, ...], checkerboard: bool, hidden: int, extra: int = 0) -> None:
         super().__init__()
         self.channel = nn.ModuleList()
         self.spatial = nn.ModuleList()
         self.correction = nn.ModuleList()
+        self.checkerboard = checkerboard
+        self.bounds: list[tuple[int, int]] = []
         done = 0
         for c in groups:
             self.channel.append(
@@ -55,7 +54,7 @@ class ContextNets(nn.Module):
             self.spatial.append(
                 CheckerboardMaskedConv2d(c, 2 * c, kernel_size=5, padding=2, bias=False) if checkerboard else nn.Identity()
             )
-            n_in = 2 * M + (2 * c if done else 0) + (2 * c if checkerboard else 0)
+            n_in = 2 * M + (2 * c if done else 0) + (2 * c if checkerboard else 0) + extra
             net = nn.Sequential(
                 conv(n_in, hidden, kernel_size=1, stride=1), nn.LeakyReLU(inplace=True),
                 conv(hidden, hidden, kernel_size=1, stride=1), nn.LeakyReLU(inplace=True),
@@ -64,7 +63,25 @@ class ContextNets(nn.Module):
             nn.init.zeros_(net[-1].weight)
             nn.init.zeros_(net[-1].bias)
             self.correction.append(net)
+            self.bounds.append((done, done + c))
             done += c
+
+    def params(self, k: int, hyper: Tensor, chan: Tensor | None, anchors: Tensor | None,
+               extra: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Scales and means (B, c, h, w) of group ``k``: the hyperprior's prediction ``hyper``
+        (B, 2M, h, w) plus a correction. ``chan``: the channel context of the groups before it;
+        ``anchors``: the group's decoded anchors (zeros elsewhere) for the non-anchor pass, else
+        None; ``extra``: the caller's extra features."""
+        c0, c1 = self.bounds[k]
+        M = hyper.shape[1] // 2
+        base = torch.cat([hyper[:, c0:c1], hyper[:, M + c0 : M + c1]], 1)
+        feats = [hyper] + ([chan] if chan is not None else [])
+        if self.checkerboard:
+            feats.append(self.spatial[k](anchors) if anchors is not None else base.new_zeros(base.shape))
+        if extra is not None:
+            feats.append(extra)
+        scales, means = (base + self.correction[k](torch.cat(feats, 1))).chunk(2, 1)
+        return scales, means
 
 
 class ContextHyperprior(Hyperprior):
@@ -79,25 +96,12 @@ class ContextHyperprior(Hyperprior):
         if sum(groups) != M or min(groups) < 1:
             raise ValueError(f"channel groups {groups} must be positive and add up to M={M}")
         self.groups, self.checkerboard = groups, bool(checkerboard)
-        ends = torch.tensor(groups).cumsum(0).tolist()
-        self.bounds = [(e - c, e) for c, e in zip(groups, ends)]
         self.context = ContextNets(M, groups, self.checkerboard, hidden)
+        self.bounds = self.context.bounds
 
     @property
     def passes(self) -> int:
         return len(self.groups) * (2 if self.checkerboard else 1)
-
-    def _params(self, nets: ContextNets, k: int, hyper: Tensor, chan: Tensor | None, anchors: Tensor | None) -> tuple[Tensor, Tensor]:
-        """Scales and means of group ``k``: hyperprior prediction + correction. ``anchors`` holds
-        the group's decoded anchors (zeros elsewhere) for the non-anchor pass, else None."""
-        c0, c1 = self.bounds[k]
-        M = hyper.shape[1] // 2
-        base = torch.cat([hyper[:, c0:c1], hyper[:, M + c0 : M + c1]], 1)
-        feats = [hyper] + ([chan] if chan is not None else [])
-        if self.checkerboard:
-            feats.append(nets.spatial[k](anchors) if anchors is not None else base.new_zeros(base.shape))
-        scales, means = (base + nets.correction[k](torch.cat(feats, 1))).chunk(2, 1)
-        return scales, means
 
     def forward(self, x: Tensor, quality: Tensor, ste: bool = True, rate_round: bool = False) -> dict[str, Tensor]:
         """Training pass; the context sees rounded latents exactly as the decoder will. The rate is
@@ -112,10 +116,10 @@ class ContextHyperprior(Hyperprior):
         for k, (c0, c1) in enumerate(self.bounds):
             yk = y[:, c0:c1]
             chan = self.context.channel[k](torch.cat(rounded, 1)) if k else None
-            scales, means = self._params(self.context, k, hyper, chan, None)
+            scales, means = self.context.params(k, hyper, chan, None)
             if self.checkerboard:
                 anchors = (ste_round(yk - means) + means) * anchor
-                s2, m2 = self._params(self.context, k, hyper, chan, anchors)
+                s2, m2 = self.context.params(k, hyper, chan, anchors)
                 scales, means = torch.where(anchor, scales, s2), torch.where(anchor, means, m2)
             yk_noisy, lik = self.gaussian_conditional(yk, scales, means=means)
             rounded.append(ste_round(yk - means) + means)
@@ -157,7 +161,7 @@ class ContextHyperprior(Hyperprior):
                     r1 = min(r0 + step, H)
                     a, b = window((r0, r1), 2, H)
                     band_chan = chan if step == H or not k else nets.channel[k](y_hat[:, :c0, a:b])
-                    scales, means = self._params(nets, k, hyper[..., a:b, :], band_chan,
+                    scales, means = nets.params(k, hyper[..., a:b, :], band_chan,
                                                  y_hat[:, c0:c1, a:b] if spatial else None)
                     idx, mq = self._y_stage.parameters(scales, means)
                     indexes[..., r0:r1, :] = idx[..., r0 - a : r1 - a, :]
@@ -175,10 +179,10 @@ class ContextHyperprior(Hyperprior):
         for k, (c0, c1) in enumerate(self.bounds):
             yk = y[:, c0:c1]
             chan = self.context.channel[k](torch.cat(rounded, 1)) if k else None
-            scales, means = self._params(self.context, k, hyper, chan, None)
+            scales, means = self.context.params(k, hyper, chan, None)
             yk_hat = rounder(yk - means) + means
             if self.checkerboard:
-                s2, m2 = self._params(self.context, k, hyper, chan, yk_hat * anchor)
+                s2, m2 = self.context.params(k, hyper, chan, yk_hat * anchor)
                 scales, means = torch.where(anchor, scales, s2), torch.where(anchor, means, m2)
                 yk_hat = torch.where(anchor, yk_hat, rounder(yk - m2) + m2)
             rounded.append(yk_hat)

@@ -3,6 +3,7 @@ Ids are written into .ncv files: never rename one."""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,12 +16,12 @@ class VideoSpec:
     description: str
     image_model: str
     config: dict[str, Any] = field(default_factory=dict)
+    factory: str = "stem:TemporalEntropyModel"  # "module:Class" in neuralcodec.models
 
     def build(self):
-        """A fresh :class:`~neuralcodec.models.stem.TemporalEntropyModel` with this config."""
-        from .stem import TemporalEntropyModel
-
-        return TemporalEntropyModel(**self.config)
+        """A fresh P-frame entropy model (:mod:`~neuralcodec.models.stem`) with this config."""
+        module, cls = self.factory.split(":")
+        return getattr(importlib.import_module(f"{__package__}.{module}"), cls)(**self.config)
 
 
 VIDEO_REGISTRY: dict[str, VideoSpec] = {
@@ -40,6 +41,15 @@ VIDEO_REGISTRY: dict[str, VideoSpec] = {
             "I-frames are its 8-pass images",
             "elic-context-hyperprior",
             {"M": 128, "N": 96, "hidden": 96},
+        ),
+        VideoSpec(
+            "stem-elic-cg",
+            "Spatiotemporal entropy model in elic-context-hyperprior's own 8 channel-group passes: its "
+            "hyperprior and context nets plus a temporal prior on the previous decoded latent; on its frozen "
+            "transforms, I-frames are its images",
+            "elic-context-hyperprior",
+            {"M": 128, "N": 96, "groups": [16, 16, 32, 64], "hidden": 96, "temporal": 96},
+            "stem_groups:GroupedTemporalEntropyModel",
         ),
     ]
 }

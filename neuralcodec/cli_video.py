@@ -82,7 +82,7 @@ def _fps(text: str | None):
 
 def cmd_encode(args: argparse.Namespace) -> int:
     from .models import DEFAULT_MODEL
-    from .models.video_registry import DEFAULT_VIDEO_MODEL, VIDEO_REGISTRY
+    from .models.video_registry import DEFAULT_VIDEO_MODEL, VIDEO_REGISTRY, video_model_for_image
 
     if len(args.inputs) != 1:
         raise InputError("video encoding takes one input")
@@ -93,13 +93,12 @@ def cmd_encode(args: argparse.Namespace) -> int:
     if dst.exists() and not args.force:
         raise InputError(f"{dst} exists (use --force to overwrite)")
     # the image-model default means the video default; an image model names the video model built on it
-    by_image = {s.image_model: s.id for s in VIDEO_REGISTRY.values()}
-    model = DEFAULT_VIDEO_MODEL if args.model == DEFAULT_MODEL else by_image.get(args.model, args.model)
+    model = DEFAULT_VIDEO_MODEL if args.model == DEFAULT_MODEL else video_model_for_image(args.model) or args.model
     if model.partition("@")[0] not in VIDEO_REGISTRY:  # ID@N: that weights version (checked when loading)
         from .cli import UsageError
 
         raise UsageError(f"unknown video model '{model}' (known: {', '.join(sorted(VIDEO_REGISTRY))}, or the image "
-                         f"model one codes frames with: {', '.join(sorted(by_image))})")
+                         f"model one codes frames with: {', '.join(sorted({s.image_model for s in VIDEO_REGISTRY.values()}))})")
     if args.gop < 0 or (args.frames is not None and args.frames < 1):
         raise InputError("--gop must be >= 0 and --frames >= 1")
     from .io.video import open_video, parse_size

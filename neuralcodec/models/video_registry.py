@@ -61,3 +61,11 @@ def get_video_spec(model_id: str) -> VideoSpec:
         return VIDEO_REGISTRY[model_id]
     except KeyError:
         raise ModelError(f"unknown video model '{model_id}' (known: {', '.join(sorted(VIDEO_REGISTRY))})") from None
+
+
+def video_model_for_image(image_model: str) -> str | None:
+    """The video model ``--model IMAGE_MODEL`` means: the default video model if it codes frames
+    with that image model, else the first registered one that does (None if none does)."""
+    if VIDEO_REGISTRY[DEFAULT_VIDEO_MODEL].image_model == image_model:
+        return DEFAULT_VIDEO_MODEL
+    return next((s.id for s in VIDEO_REGISTRY.values() if s.image_model == image_model), None)

@@ -20,10 +20,11 @@ import torch
 from torch import Tensor, nn
 
 from .._compressai import EntropyBottleneck, GaussianConditional, conv, deconv
-from ..entropy import FactorizedStage, GaussianStage, default_scale_table
+from ..entropy import FactorizedStage, GaussianStage
 from ..entropy.checkerboard import anchor_mask
 from ..errors import CorruptFileError, ModelError
 from .context import ContextNets
+from .stem import TemporalEntropyModel
 from .transforms import ste_round
 
 
@@ -113,11 +114,7 @@ class GroupedTemporalEntropyModel(nn.Module):
 
     # ---- coding -------------------------------------------------------------------------
 
-    def export_tables(self) -> None:
-        """Integer coding tables, computed once and stored with the weights."""
-        with torch.no_grad():
-            self.entropy_bottleneck.update(force=True, update_quantiles=True)
-        self.gaussian_conditional.update_scale_table(default_scale_table(), force=True)
+    export_tables = TemporalEntropyModel.export_tables  # the same tables: factorized z, Gaussian y
 
     def prepare_for_coding(self) -> None:
         """Float64 copy of the parameter networks: coding parameters must agree bit for bit."""

@@ -8,8 +8,7 @@ from neuralcodec.models.video_registry import get_video_spec
 from neuralcodec.models.weights import load_model
 
 
-@pytest.fixture(scope="module")
-def untrained():
+def untrained_model():
     """stem-elic-cg warm-started from the installed image model, ready to code, and that model."""
     image = load_model(get_video_spec("stem-elic-cg").image_model).model
     model = get_video_spec("stem-elic-cg").build()
@@ -26,10 +25,10 @@ def latents(image, seed: int) -> torch.Tensor:
         return y * image.gain(torch.tensor([2.0]))[0]
 
 
-def test_untrained_p_frame_is_coded_as_the_image_model_codes_it(untrained):
+def test_untrained_p_frame_is_coded_as_the_image_model_codes_it():
     """Zero weights on every temporal input: whatever the reference, the P-frame's sections and
     latent are the image model's own (a P-frame never starts out dearer than an I-frame)."""
-    model, image = untrained
+    model, image = untrained_model()
     y, ref = latents(image, 0), latents(image, 1).double().round()
     sections, _, y_hat = model.compress(y, ref)
     intra = image.compress_latents(y, image.h_a(y), 0.0, reconstruct=False)[0]
@@ -37,8 +36,8 @@ def test_untrained_p_frame_is_coded_as_the_image_model_codes_it(untrained):
     assert torch.equal(y_hat, intra.latent.double())
 
 
-def test_round_trip_is_exact_and_a_missing_section_is_refused(untrained):
-    model, image = untrained
+def test_round_trip_is_exact_and_a_missing_section_is_refused():
+    model, image = untrained_model()
     with torch.no_grad():  # some weight on the temporal features, so the reference matters
         for net in model.nets.context.correction:
             net[0].weight[:, -model.nets.prior[-1].out_channels:].normal_(0, 0.05)

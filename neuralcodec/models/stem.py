@@ -31,6 +31,27 @@ from .base import ImageCodec
 from .transforms import ste_round
 
 
+def zero_extended(weight: Tensor, like: Tensor) -> Tensor:
+    """A convolution ``weight`` inside zeros shaped ``like``: the extra input channels (last) get
+    zero weights, so a layer that gains inputs computes what it computed before."""
+    out = torch.zeros_like(like)
+    out[:, : weight.shape[1]] = weight
+    return out
+
+
+@torch.no_grad()
+def copy_hyperprior(video: nn.Module, image: nn.Module) -> None:
+    """Copy the image model's hyper-analysis (the weights for ``ŷ(t-1)``, its last inputs, zero),
+    hyper-synthesis and factorized prior into a P-frame model (same N and M)."""
+    state = dict(image.h_a.state_dict())
+    state["0.weight"] = zero_extended(state["0.weight"], video.h_a[0].weight)
+    video.h_a.load_state_dict(state)
+    video.nets.h_s.load_state_dict(image.h_s.state_dict())
+    eb = {k: v for k, v in image.entropy_bottleneck.state_dict().items()
+          if not k.startswith(("_quantized_cdf", "_offset", "_cdf_length"))}
+    video.entropy_bottleneck.load_state_dict(eb, strict=False)
+
+
 class ParameterNets(nn.Module):
     """Everything the decoder evaluates: hyper-synthesis, temporal prior, spatial context, fusion.
 
@@ -83,16 +104,7 @@ class TemporalEntropyModel(nn.Module):
     def init_from_image(self, image: nn.Module) -> None:
         """Start from the image model's hyperprior (same N and M): hyper-analysis weights for
         ``y`` copied (those for ``ŷ(t-1)`` zero), hyper-synthesis and factorized prior copied."""
-        M = self.M
-        state = {k: v.clone() for k, v in image.h_a.state_dict().items()}
-        w = torch.zeros_like(self.h_a[0].weight)
-        w[:, :M] = state["0.weight"]
-        state["0.weight"] = w
-        self.h_a.load_state_dict(state)
-        self.nets.h_s.load_state_dict(image.h_s.state_dict())
-        eb = {k: v for k, v in image.entropy_bottleneck.state_dict().items()
-              if not k.startswith(("_quantized_cdf", "_offset", "_cdf_length"))}
-        self.entropy_bottleneck.load_state_dict(eb, strict=False)
+        copy_hyperprior(self, image)
 
     def forward(self, y: Tensor, y_prev: Tensor) -> dict[str, Tensor]:
         """Training pass on latents (B, M, h, w), h and w multiples of 4: likelihoods of the coded

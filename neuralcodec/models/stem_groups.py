@@ -24,7 +24,7 @@ from ..entropy import FactorizedStage, GaussianStage
 from ..entropy.checkerboard import anchor_mask
 from ..errors import CorruptFileError, ModelError
 from .context import ContextNets
-from .stem import TemporalEntropyModel
+from .stem import TemporalEntropyModel, copy_hyperprior, zero_extended
 from .transforms import ste_round
 
 
@@ -75,23 +75,11 @@ class GroupedTemporalEntropyModel(nn.Module):
         the corrections learn weights for it."""
         if getattr(image, "groups", None) != self.groups or not getattr(image, "checkerboard", False):
             raise ModelError(f"{type(image).__name__} has no checkerboard channel groups {self.groups} to start from")
-        M = self.M
-        state = {k: v.clone() for k, v in image.h_a.state_dict().items()}
-        w = torch.zeros_like(self.h_a[0].weight)
-        w[:, :M] = state["0.weight"]
-        state["0.weight"] = w
-        self.h_a.load_state_dict(state)
-        self.nets.h_s.load_state_dict(image.h_s.state_dict())
+        copy_hyperprior(self, image)
         ctx = dict(image.context.state_dict())
-        for k in range(len(self.groups)):
-            key = f"correction.{k}.0.weight"
-            w = torch.zeros_like(self.nets.context.correction[k][0].weight)
-            w[:, : ctx[key].shape[1]] = ctx[key]
-            ctx[key] = w
+        for k, net in enumerate(self.nets.context.correction):
+            ctx[f"correction.{k}.0.weight"] = zero_extended(ctx[f"correction.{k}.0.weight"], net[0].weight)
         self.nets.context.load_state_dict(ctx)
-        eb = {k: v for k, v in image.entropy_bottleneck.state_dict().items()
-              if not k.startswith(("_quantized_cdf", "_offset", "_cdf_length"))}
-        self.entropy_bottleneck.load_state_dict(eb, strict=False)
 
     def forward(self, y: Tensor, y_prev: Tensor) -> dict[str, Tensor]:
         """Training pass on latents (B, M, h, w): likelihoods of the coded symbols of ``y``

@@ -14,7 +14,9 @@
    from the previous one's rounded latent. Frame pairs for the first ``--pair-frac`` of the
    steps, then unrolled sequences of ``--seq-len`` frames; frame stride 1-3 (augmentation).
    With probability ``--drop-ref`` the reference is zeroed, so the same network also measures
-   "no temporal prior" in the ablation (scripts/eval_video.py --ablation).
+   "no temporal prior" in the ablation (scripts/eval_video.py --ablation). A share ``--static-frac``
+   of the sequences repeats one frame (stride 0): real clips never hold an exact still, and
+   without these a P-frame of one costs about as much as its I-frame.
 3. Checkpoints every ``--checkpoint-every`` steps; rerunning the command resumes exactly.
 """
 
@@ -133,22 +135,24 @@ def build_latents(args, path: Path) -> None:
 class Sampler:
     """Random sequences of latent crops (B, L, M, c, c) from the training clips."""
 
-    def __init__(self, clips: dict[str, torch.Tensor], crop: int) -> None:
+    def __init__(self, clips: dict[str, torch.Tensor], crop: int, static_frac: float = 0.0) -> None:
         self.clips = [v for k, v in sorted(clips.items()) if "heldout" not in k and min(v.shape[-2:]) >= crop]
-        self.crop = crop
+        self.crop, self.static_frac = crop, static_frac
 
     def __call__(self, batch: int, length: int, gen: torch.Generator) -> torch.Tensor:
         out = []
         while len(out) < batch:
             clip = self.clips[int(torch.randint(len(self.clips), (1,), generator=gen))]
-            stride = int(torch.randint(1, 4, (1,), generator=gen))
+            still = self.static_frac > 0 and float(torch.rand((), generator=gen)) < self.static_frac
+            stride = 0 if still else int(torch.randint(1, 4, (1,), generator=gen))
             span = (length - 1) * stride + 1
             if clip.shape[0] < span:
                 continue
             t0 = int(torch.randint(clip.shape[0] - span + 1, (1,), generator=gen))
             i = int(torch.randint(clip.shape[-2] - self.crop + 1, (1,), generator=gen))
             j = int(torch.randint(clip.shape[-1] - self.crop + 1, (1,), generator=gen))
-            out.append(clip[t0 : t0 + span : stride, :, i : i + self.crop, j : j + self.crop].float())
+            frames = torch.arange(length) * stride + t0  # stride 0: one frame repeated, a still scene
+            out.append(clip[frames, :, i : i + self.crop, j : j + self.crop].float())
         return torch.stack(out)
 
 
@@ -189,7 +193,7 @@ def train(args) -> None:
         build_latents(args, lat_path)
     from safetensors.torch import load_file
 
-    sampler = Sampler(load_file(str(lat_path)), args.crop)
+    sampler = Sampler(load_file(str(lat_path)), args.crop, args.static_frac)
     image = loaded.model.eval().requires_grad_(False)
     lo, hi = loaded.quality_range
     torch.manual_seed(args.seed)
@@ -261,11 +265,12 @@ def export(args) -> None:
     cfg = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else vars(args)
     info = {"training": {
         "steps": int(ck["step"]), "batch": cfg["batch"], "crop_latent": cfg["crop"], "seq_len": cfg["seq_len"],
-        "pair_frac": cfg["pair_frac"], "drop_ref": cfg["drop_ref"], "lr": cfg["lr"],
+        "pair_frac": cfg["pair_frac"], "drop_ref": cfg["drop_ref"], "static_frac": cfg.get("static_frac", 0.0), "lr": cfg["lr"],
         "data": "shared video clips (foreman 0-199, carphone 0-79, bikes, Cisco, av-metrics, Vimeo-90k sample) "
                 f"+ {cfg['synthetic']} synthetic camera-motion clips",
         "command": f"python scripts/train_video.py --model {args.model} --out {args.out} --steps {ck['step']} "
-                   f"--seq-len {cfg['seq_len']} --lr {cfg['lr']} --decay-at {cfg['decay_at']}",
+                   f"--seq-len {cfg['seq_len']} --pair-frac {cfg['pair_frac']} --static-frac {cfg.get('static_frac', 0.0)} "
+                   f"--lr {cfg['lr']} --decay-at {cfg['decay_at']}",
         "init": f"the image model's entropy model ({type(model).__name__}.init_from_image)",
         "loss": "rate only: bits of the coded symbols (straight-through rounding) + noisy hyper-latent bits",
         "hardware": f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), torch {torch.__version__}",
@@ -292,6 +297,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seq-len", type=int, default=4)
     p.add_argument("--pair-frac", type=float, default=0.5)
     p.add_argument("--drop-ref", type=float, default=0.1)
+    p.add_argument("--static-frac", type=float, default=0.0, help="share of sequences that repeat one frame (a still scene)")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--decay-at", type=float, default=0.85)
     p.add_argument("--seed", type=int, default=0)

@@ -120,7 +120,7 @@ def test_gop_settings(tmp_path, gop, types):
     assert info.header.gop == gop and info.indexed
 
 
-@pytest.mark.parametrize("model", ["stem-msh"])  # stem-elic saves under 5 % here: its I-frames are 8-pass (docs)
+@pytest.mark.parametrize("model", ["stem-msh"])  # stem-elic(-cg) save under 5 % here (docs/benchmarks.md, "A still scene")
 def test_temporal_prior_saves_bits_on_a_static_scene(tmp_path, model):
     """A P-frame of a still scene costs less than coding it again as an image (an untrained P-frame
     model costs as much as an I-frame plus a section, and fails this)."""

@@ -51,3 +51,13 @@ def test_a_checkpoint_of_other_image_weights_is_not_resumed(tmp_path):
     torch.save({**ck, "image_sha256": "ab" * 32}, tmp_path / "a" / "checkpoint.pt")
     with pytest.raises(CheckpointError, match="trained on other weights of mean-scale-hyperprior"):
         run(tmp_path / "a", latents)
+
+
+def test_static_sequences_repeat_one_frame_and_the_rest_move():
+    """--static-frac: that share of the sequences is one latent crop repeated (a still scene)."""
+    g = torch.Generator().manual_seed(0)
+    clips = {"clip": torch.randn(9, 4, 6, 6, generator=g)}
+    still = train_video.Sampler(clips, 4, static_frac=1.0)(3, 4, torch.Generator().manual_seed(1))
+    assert still.shape == (3, 4, 4, 4, 4) and torch.equal(still, still[:, :1].expand_as(still))
+    moving = train_video.Sampler(clips, 4)(3, 4, torch.Generator().manual_seed(1))
+    assert all(not torch.equal(s[0], s[1]) for s in moving)

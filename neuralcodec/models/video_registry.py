@@ -53,7 +53,7 @@ VIDEO_REGISTRY: dict[str, VideoSpec] = {
         ),
     ]
 }
-DEFAULT_VIDEO_MODEL = "stem-elic"  # measured better than stem-msh (docs/benchmarks.md, "stem-elic")
+DEFAULT_VIDEO_MODEL = "stem-elic-cg"  # measured better than stem-elic and stem-msh (docs/benchmarks.md, "stem-elic-cg")
 
 
 def get_video_spec(model_id: str) -> VideoSpec:

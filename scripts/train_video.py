@@ -15,8 +15,8 @@
    steps, then unrolled sequences of ``--seq-len`` frames; frame stride 1-3 (augmentation).
    With probability ``--drop-ref`` the reference is zeroed, so the same network also measures
    "no temporal prior" in the ablation (scripts/eval_video.py --ablation). A share ``--static-frac``
-   of the sequences repeats one frame (stride 0): real clips never hold an exact still, and
-   without these a P-frame of one costs about as much as its I-frame.
+   of the sequences repeats one frame (stride 0), since real clips never hold an exact still
+   (measured: it did not teach stem-elic-cg to copy; docs/benchmarks.md, "A still scene").
 3. Checkpoints every ``--checkpoint-every`` steps; rerunning the command resumes exactly.
 """
 

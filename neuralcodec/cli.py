@@ -339,14 +339,14 @@ def print_versions(vs: list[dict]) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .models import REGISTRY
+    from .models import DEFAULT_MODEL, REGISTRY
     from .models.manifest import read_manifest, versions
 
     manifest = read_manifest()["models"]
     rows = []
     for mid, spec in REGISTRY.items():
         entry = manifest.get(mid, {})
-        rows.append({"id": mid, "description": spec.description, "config": spec.config,
+        rows.append({"id": mid, "default": mid == DEFAULT_MODEL, "description": spec.description, "config": spec.config,
                      "weights": entry.get("file"), "quality_range": entry.get("quality_range"),
                      "default_quality": entry.get("default_quality"),
                      "training": entry.get("training"), "kodak_rd": entry.get("kodak_rd", []),
@@ -362,7 +362,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         if r["weights"]:
             lo, hi = r["quality_range"] or (1, r["config"].get("levels", 1))
             state = f"weights installed, quality {lo:g}..{hi:g}, default {r['default_quality'] or (lo + hi) / 2:g}"
-        print(f"{r['id']}: {r['description']} ({state})")
+        print(f"{r['id']}{' [default]' if r['default'] else ''}: {r['description']} ({state})")
         print_versions(r["versions"])
         for p in r["kodak_rd"]:
             print(f"    quality {p['quality']:<4} {p['bpp']:.3f} bpp  {p['psnr']:.2f} dB PSNR (Kodak mean)")

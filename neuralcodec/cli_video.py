@@ -217,14 +217,14 @@ def print_info(r: dict) -> None:
 def model_rows() -> list[dict]:
     """Video models with what the manifest says about their weights versions (torch-free)."""
     from .models.manifest import read_manifest, versions
-    from .models.video_registry import VIDEO_REGISTRY
+    from .models.video_registry import DEFAULT_VIDEO_MODEL, VIDEO_REGISTRY
 
     manifest = read_manifest()
     rows = []
     for mid, spec in VIDEO_REGISTRY.items():
         vs = versions(mid, manifest, "video_models")
         e = vs[-1] if vs else {}
-        rows.append({"id": mid, "kind": "video", "description": spec.description, "image_model": spec.image_model,
+        rows.append({"id": mid, "kind": "video", "default": mid == DEFAULT_VIDEO_MODEL, "description": spec.description, "image_model": spec.image_model,
                      "config": spec.config, "weights": e.get("file"), "training": e.get("training"),
                      "results": e.get("results", []),
                      "versions": [{k: v.get(k) for k in ("version", "file", "sha256", "image_model", "image_sha256")}
@@ -237,7 +237,8 @@ def print_models(rows: list[dict]) -> None:
 
     for r in rows:
         state = "weights installed" if r["weights"] else "no weights installed"
-        print(f"{r['id']} (video, frames coded with {r['image_model']}): {r['description']} ({state})")
+        default = " [default for video]" if r["default"] else ""
+        print(f"{r['id']}{default} (video, frames coded with {r['image_model']}): {r['description']} ({state})")
         print_versions(r["versions"])
 
 

@@ -123,6 +123,12 @@ def test_models_lists_registry_with_rd():
     rows = {r["id"]: r for r in json.loads(res.stdout)}
     assert rows["mean-scale-hyperprior"]["weights"] and rows["mean-scale-hyperprior"]["kodak_rd"]
     assert "scale-hyperprior" in rows
+    from neuralcodec.models import DEFAULT_MODEL
+    from neuralcodec.models.video_registry import DEFAULT_VIDEO_MODEL
+
+    assert [r["id"] for r in rows.values() if r["default"]] == [DEFAULT_MODEL, DEFAULT_VIDEO_MODEL]
+    text = run_cli("models").stdout
+    assert f"{DEFAULT_MODEL} [default]:" in text and f"{DEFAULT_VIDEO_MODEL} [default for video]" in text
 
 
 def test_encode_to_bpp_target(small_png, tmp_path):

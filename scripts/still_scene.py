@@ -1,6 +1,6 @@
 """How much a P-frame saves on a perfectly still scene: one crop of a sample photo coded three times.
 
-    OMP_NUM_THREADS=1 python scripts/still_scene.py stem-msh stem-elic stem-elic-cg
+    OMP_NUM_THREADS=1 python scripts/still_scene.py stem-msh stem-elic stem-elic-cg stem-elic-copy
 
 Prints, per video model and size, the bytes of frames 1-2 as P-frames (GOP 0, scene cuts off)
 against the same frames as I-frames (GOP 1). docs/benchmarks.md, "A still scene".

@@ -16,7 +16,8 @@
    With probability ``--drop-ref`` the reference is zeroed, so the same network also measures
    "no temporal prior" in the ablation (scripts/eval_video.py --ablation). A share ``--static-frac``
    of the sequences repeats one frame (stride 0), since real clips never hold an exact still
-   (measured: it did not teach stem-elic-cg to copy; docs/benchmarks.md, "A still scene").
+   (measured: it did not teach stem-elic-cg to copy; stem-elic-copy's copy gates learnt it;
+   docs/benchmarks.md, "A still scene"). ``--init REF`` starts from another video model's weights.
 3. Checkpoints every ``--checkpoint-every`` steps; rerunning the command resumes exactly.
 """
 
@@ -42,7 +43,7 @@ from neuralcodec.io.files import list_images  # noqa: E402
 from neuralcodec.io.video import open_video  # noqa: E402
 from neuralcodec.models.manifest import parse_ref  # noqa: E402
 from neuralcodec.models.video_weights import export_video_weights, get_video_spec  # noqa: E402
-from neuralcodec.models.weights import load_model, load_model_for_digest  # noqa: E402
+from neuralcodec.models.weights import load_model, load_model_for_digest, load_state  # noqa: E402
 from neuralcodec.train.loop import log_seconds, read_checkpoint  # noqa: E402
 
 CHECKPOINT_KEYS = ("model", "opt", "aux_opt", "gen", "step")
@@ -178,6 +179,23 @@ def sequence_bits(model, image, u: torch.Tensor, quality: torch.Tensor, drop: to
     return torch.stack(bits, 1)
 
 
+def init_from_video(model: torch.nn.Module, ref: str, image_digest: bytes) -> None:
+    """Start ``model`` from the shipped weights ``ref`` of another video model (trained on the
+    same image weights) wherever the two have the same parameters; the rest keeps its start."""
+    from neuralcodec.models.video_weights import load_video_model
+
+    with torch.random.fork_rng():  # building it draws random starts; the run's noise must not depend on that
+        start = load_video_model(ref)
+    if start.image.digest != image_digest:
+        raise ModelError(f"--init {ref} was trained on {start.image.ref}, not on the image weights trained on here")
+    state = start.codec.temporal.state_dict()  # its coding tables too: load_state resizes them
+    own, params = model.state_dict(), dict(model.named_parameters())
+    if set(state) - set(own) or any(state[k].shape != params[k].shape for k in state if k in params):
+        raise ModelError(f"--init {ref}: its parameters are not a subset of {type(model).__name__}'s")
+    load_state(model, state, strict=False)
+    print(f"started from {ref}; new: {len(set(own) - set(state))} tensors")
+
+
 def train(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -199,6 +217,8 @@ def train(args) -> None:
     torch.manual_seed(args.seed)
     model = get_video_spec(args.model).build()
     model.init_from_image(image)
+    if args.init and ck is None:
+        init_from_video(model, args.init, loaded.digest)
     aux = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
     main = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     opt = torch.optim.Adam(main, lr=args.lr)
@@ -206,7 +226,7 @@ def train(args) -> None:
     gen = torch.Generator().manual_seed(args.seed)
     step = 0
     if ck is not None:
-        model.load_state_dict(ck["model"])
+        load_state(model, ck["model"])  # resizes coding tables an --init start carries
         opt.load_state_dict(ck["opt"])
         aux_opt.load_state_dict(ck["aux_opt"])
         gen.set_state(ck["gen"])
@@ -261,7 +281,7 @@ def export(args) -> None:
     out = Path(args.out)
     ck = read_checkpoint(out / "checkpoint.pt", CHECKPOINT_KEYS)
     model = get_video_spec(args.model).build()
-    model.load_state_dict(ck["model"])
+    load_state(model, ck["model"])  # resizes coding tables an --init start carries
     cfg = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else vars(args)
     info = {"training": {
         "steps": int(ck["step"]), "batch": cfg["batch"], "crop_latent": cfg["crop"], "seq_len": cfg["seq_len"],
@@ -270,8 +290,9 @@ def export(args) -> None:
                 f"+ {cfg['synthetic']} synthetic camera-motion clips",
         "command": f"python scripts/train_video.py --model {args.model} --out {args.out} --steps {ck['step']} "
                    f"--seq-len {cfg['seq_len']} --pair-frac {cfg['pair_frac']} --static-frac {cfg.get('static_frac', 0.0)} "
-                   f"--lr {cfg['lr']} --decay-at {cfg['decay_at']}",
-        "init": f"the image model's entropy model ({type(model).__name__}.init_from_image)",
+                   f"--lr {cfg['lr']} --decay-at {cfg['decay_at']}" + (f" --init {cfg['init']}" if cfg.get("init") else ""),
+        "init": f"{cfg['init']}'s weights; the parameters it lacks start where they change nothing" if cfg.get("init") else
+                f"the image model's entropy model ({type(model).__name__}.init_from_image)",
         "loss": "rate only: bits of the coded symbols (straight-through rounding) + noisy hyper-latent bits",
         "hardware": f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), torch {torch.__version__}",
         "wall_seconds": round(log_seconds(out / "log.jsonl") or 0.0, 1),
@@ -298,6 +319,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pair-frac", type=float, default=0.5)
     p.add_argument("--drop-ref", type=float, default=0.1)
     p.add_argument("--static-frac", type=float, default=0.0, help="share of sequences that repeat one frame (a still scene)")
+    p.add_argument("--init", default="", help="start from this shipped video model version's weights (e.g. stem-elic-cg@1) "
+                   "where the parameters match; the new ones start as the image model's")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--decay-at", type=float, default=0.85)
     p.add_argument("--seed", type=int, default=0)

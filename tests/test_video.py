@@ -18,7 +18,7 @@ from neuralcodec.video import decode_frame, decode_video, encode_video, read_vid
 from .conftest import SAMPLES
 
 MODEL = "stem-msh"  # model-independent behaviour is tested on this one
-MODELS = ["stem-msh", "stem-elic", "stem-elic-cg"]  # coding itself on every video model
+MODELS = ["stem-msh", "stem-elic", "stem-elic-cg", "stem-elic-copy"]  # coding itself on every video model
 
 
 def moving_frames(n: int, h: int = 48, w: int = 64, seed: int = 0) -> list[np.ndarray]:
@@ -120,7 +120,7 @@ def test_gop_settings(tmp_path, gop, types):
     assert info.header.gop == gop and info.indexed
 
 
-@pytest.mark.parametrize("model", ["stem-msh"])  # stem-elic(-cg) save under 5 % here (docs/benchmarks.md, "A still scene")
+@pytest.mark.parametrize("model", ["stem-msh", "stem-elic-copy"])  # stem-elic(-cg) save under 5 % here (docs/benchmarks.md, "A still scene")
 def test_temporal_prior_saves_bits_on_a_static_scene(tmp_path, model):
     """A P-frame of a still scene costs less than coding it again as an image (an untrained P-frame
     model costs as much as an I-frame plus a section, and fails this)."""

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from neuralcodec.errors import CheckpointError
+from neuralcodec.errors import CheckpointError, ModelError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
@@ -28,15 +28,16 @@ def fake_latents(tmp_path) -> Path:
     return latents
 
 
-@pytest.mark.parametrize("model", ["stem-msh", "stem-elic", "stem-elic-cg"])
+@pytest.mark.parametrize("model", ["stem-msh", "stem-elic", "stem-elic-cg", "stem-elic-copy --init stem-elic-cg@1"])
 def test_resume_is_exact(tmp_path, model):
-    """Also where the reference frame goes through an image model's context passes (stem-elic) and
-    where the P-frame model has them too (stem-elic-cg)."""
+    """Also where the reference frame goes through an image model's context passes (stem-elic),
+    where the P-frame model has them too (stem-elic-cg) and from another model's weights (--init)."""
     latents = fake_latents(tmp_path)
-    run(tmp_path / "a", latents, "--model", model)
-    run(tmp_path / "b", latents, "--model", model, "--stop-at", "2")
+    model = ["--model", *model.split()]
+    run(tmp_path / "a", latents, *model)
+    run(tmp_path / "b", latents, *model, "--stop-at", "2")
     assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["step"] == 2
-    run(tmp_path / "b", latents, "--model", model)
+    run(tmp_path / "b", latents, *model)
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
     assert a["step"] == b["step"] == 4
@@ -61,3 +62,22 @@ def test_static_sequences_repeat_one_frame_and_the_rest_move():
     assert still.shape == (3, 4, 4, 4, 4) and torch.equal(still, still[:, :1].expand_as(still))
     moving = train_video.Sampler(clips, 4)(3, 4, torch.Generator().manual_seed(1))
     assert all(not torch.equal(s[0], s[1]) for s in moving)
+
+
+def test_init_from_another_video_model_copies_what_they_share():
+    """--init stem-elic-cg@1: stem-elic-copy starts as that model, its copy gates closed (zero)."""
+    from neuralcodec.models.video_registry import get_video_spec
+    from neuralcodec.models.video_weights import load_video_model
+
+    start = load_video_model("stem-elic-cg@1")
+    model = get_video_spec("stem-elic-copy").build()
+    train_video.init_from_video(model, "stem-elic-cg@1", start.image.digest)
+    own = model.state_dict()
+    for k, v in start.codec.temporal.state_dict().items():
+        assert torch.equal(own[k], v), k
+    assert all(not net[-1].weight.any() and not net[-1].bias.any() for net in model.nets.gates)
+    with pytest.raises(ModelError, match="was trained on"):
+        train_video.init_from_video(model, "stem-elic-cg@1", b"\0" * 32)
+    with pytest.raises(ModelError, match="not a subset"):
+        other = load_video_model("stem-elic")  # a three-section model: other networks
+        train_video.init_from_video(get_video_spec("stem-elic-cg").build(), "stem-elic", other.image.digest)

@@ -9,6 +9,13 @@ features of ``ŷ(t-1)``, the previous frame's exactly decoded latent, and the hy
 training a P-frame costs exactly what the image model's I-frame costs; training (rate only) can
 then only use the reference to save bits. Parameters are computed in float64 from integers only,
 so a P-frame decodes to the same latent on every machine.
+
+With ``copy_hidden > 0`` (``stem-elic-copy``) each group also has a *copy gate*: a small net on
+[scales, means, ``ŷ_k(t-1) - means``, temporal features] whose outputs ``a`` and ``b`` move the
+means toward the group's own co-located channels of the reference and shift the scales,
+``means + a (ŷ_k(t-1) - means)`` and ``scales + b``. Copying an exact reference is then one
+gate value, not a mean learned through three convolutions (docs/benchmarks.md, "A still scene").
+Its last layer starts at zero, so an untrained gate changes nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ class GroupedParameterNets(nn.Module):
     """Everything the decoder evaluates: hyper-synthesis, temporal prior and the channel-group
     context nets, whose corrections take the temporal features as their last input."""
 
-    def __init__(self, M: int, N: int, groups: tuple[int, ...], hidden: int, temporal: int) -> None:
+    def __init__(self, M: int, N: int, groups: tuple[int, ...], hidden: int, temporal: int, copy_hidden: int = 0) -> None:
         super().__init__()
         act = lambda: nn.LeakyReLU(inplace=True)  # noqa: E731
         mid = M * 3 // 2
@@ -40,23 +47,47 @@ class GroupedParameterNets(nn.Module):
         self.prior = nn.Sequential(conv(M, temporal, 3, 1), act(), conv(temporal, temporal, 3, 1), act(),
                                    conv(temporal, temporal, 3, 1))
         self.context = ContextNets(M, groups, True, hidden, extra=temporal)
+        if copy_hidden:
+            self.gates = nn.ModuleList(copy_gate(3 * c + temporal, copy_hidden, 2 * c) for c in groups)
+
+    def params(self, k: int, hyper: Tensor, chan: Tensor | None, anchors: Tensor | None, prior: Tensor,
+               y_prev: Tensor) -> tuple[Tensor, Tensor]:
+        """Scales and means (B, c, h, w) of group ``k``: the image model's parameters with the
+        temporal features ``prior`` as the corrections' extra input, then the copy gate if any."""
+        scales, means = self.context.params(k, hyper, chan, anchors, prior)
+        if not hasattr(self, "gates"):
+            return scales, means
+        c0, c1 = self.context.bounds[k]
+        ref = y_prev[:, c0:c1] - means
+        a, b = self.gates[k](torch.cat([scales, means, ref, prior], 1)).chunk(2, 1)
+        return scales + b, means + a * ref
+
+
+def copy_gate(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
+    """Three 1x1 convolutions, the last one zero: an untrained gate outputs exactly zero."""
+    net = nn.Sequential(conv(n_in, hidden, 1, 1), nn.LeakyReLU(inplace=True), conv(hidden, hidden, 1, 1),
+                        nn.LeakyReLU(inplace=True), conv(hidden, n_out, 1, 1))
+    nn.init.zeros_(net[-1].weight)
+    nn.init.zeros_(net[-1].bias)
+    return net
 
 
 class GroupedTemporalEntropyModel(nn.Module):
     """P-frame entropy model for latents (B, M, h, w) at 1/16 of the frame, h and w multiples of 4;
-    ``groups``, ``hidden`` and ``N`` must be the image model's (it starts as that model)."""
+    ``groups``, ``hidden`` and ``N`` must be the image model's (it starts as that model);
+    ``copy_hidden`` > 0 adds the copy gates."""
 
     downsampling = 4  # of the hyper-latent relative to the latent
 
     def __init__(self, M: int = 128, N: int = 96, groups: tuple[int, ...] | list[int] = (16, 16, 32, 64),
-                 hidden: int = 96, temporal: int = 96) -> None:
+                 hidden: int = 96, temporal: int = 96, copy_hidden: int = 0) -> None:
         super().__init__()
         groups = tuple(int(c) for c in groups)
         if sum(groups) != M:
             raise ValueError(f"channel groups {groups} must add up to M={M}")
         act = lambda: nn.LeakyReLU(inplace=True)  # noqa: E731
         self.h_a = nn.Sequential(conv(2 * M, N, 3, 1), act(), conv(N, N), act(), conv(N, N))
-        self.nets = GroupedParameterNets(M, N, groups, hidden, temporal)
+        self.nets = GroupedParameterNets(M, N, groups, hidden, temporal, copy_hidden)
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
         self.M, self.groups = M, groups
@@ -93,8 +124,8 @@ class GroupedTemporalEntropyModel(nn.Module):
         for k, (c0, c1) in enumerate(self.bounds):
             yk = y[:, c0:c1]
             chan = ctx.channel[k](torch.cat(rounded, 1)) if k else None
-            s1, m1 = ctx.params(k, hyper, chan, None, prior)
-            s2, m2 = ctx.params(k, hyper, chan, (ste_round(yk - m1) + m1) * anchor, prior)
+            s1, m1 = self.nets.params(k, hyper, chan, None, prior, y_prev)
+            s2, m2 = self.nets.params(k, hyper, chan, (ste_round(yk - m1) + m1) * anchor, prior, y_prev)
             scales, means = torch.where(anchor, s1, s2), torch.where(anchor, m1, m2)
             rounded.append(ste_round(yk - means) + means)
             liks.append(gc.likelihood_lower_bound(gc._likelihood(rounded[-1], scales, means)))
@@ -120,7 +151,7 @@ class GroupedTemporalEntropyModel(nn.Module):
         for k, (c0, c1) in enumerate(self.bounds):
             chan = nets.context.channel[k](y_hat[:, :c0]) if k else None
             for pos, spatial in ((anchor, False), (~anchor, True)):
-                scales, means = nets.context.params(k, hyper, chan, y_hat[:, c0:c1] if spatial else None, prior)
+                scales, means = nets.params(k, hyper, chan, y_hat[:, c0:c1] if spatial else None, prior, y_prev)
                 yield (c0, c1), pos, *self._y_stage.parameters(scales, means)
 
     @torch.no_grad()

@@ -51,9 +51,17 @@ VIDEO_REGISTRY: dict[str, VideoSpec] = {
             {"M": 128, "N": 96, "groups": [16, 16, 32, 64], "hidden": 96, "temporal": 96},
             "stem_groups:GroupedTemporalEntropyModel",
         ),
+        VideoSpec(
+            "stem-elic-copy",
+            "stem-elic-cg plus a copy gate per channel group that moves its means toward the group's own "
+            "channels of the previous decoded latent and shifts its scales (still and slow content)",
+            "elic-context-hyperprior",
+            {"M": 128, "N": 96, "groups": [16, 16, 32, 64], "hidden": 96, "temporal": 96, "copy_hidden": 64},
+            "stem_groups:GroupedTemporalEntropyModel",
+        ),
     ]
 }
-DEFAULT_VIDEO_MODEL = "stem-elic-cg"  # measured better than stem-elic and stem-msh (docs/benchmarks.md, "stem-elic-cg")
+DEFAULT_VIDEO_MODEL = "stem-elic-copy"  # measured better than stem-elic-cg, stem-elic and stem-msh (docs/benchmarks.md, "stem-elic-copy")
 
 
 def get_video_spec(model_id: str) -> VideoSpec:

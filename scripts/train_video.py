@@ -1,9 +1,9 @@
-"""Train the temporal entropy model of a video model (rate only; the image model stays frozen).
+"""Train the temporal entropy model of a video model (the image model stays frozen).
 
     nice -n 10 env OMP_NUM_THREADS=1 python scripts/train_video.py --out runs/video/stem-msh --steps 3000
     python scripts/train_video.py --out runs/video/stem-msh --export     # weights/stem-msh.safetensors
 
-1. Latents are computed once (``<out>/../latents.safetensors``): the image model's analysis
+1. Latents are computed once (``<out>/../latents-<image model>@<N>.safetensors``): the image model's analysis
    ``g_a`` (no gain) of every frame, padded to multiples of 64 as the codec pads, for the real
    clips in ``--data`` (Vimeo-90k septuplets, foreman frames 0-199, carphone 0-79, bikes, Cisco,
    av-metrics; bigbuckbunny is left out, and foreman 200-299 / carphone 80-119 are held out for
@@ -18,7 +18,11 @@
    of the sequences repeats one frame (stride 0), since real clips never hold an exact still
    (measured: it did not teach stem-elic-cg to copy; stem-elic-copy's copy gates learnt it;
    docs/benchmarks.md, "A still scene"). ``--init REF`` starts from another video model's weights.
-3. Checkpoints every ``--checkpoint-every`` steps; rerunning the command resumes exactly.
+3. The loss is the P-frames' bits per pixel, plus with ``--distortion W`` W x the image model's
+   lambda x 255^2 x the pixel MSE estimated from the latent error ``y - ŷ`` (per-channel weights of
+   the synthesis, :func:`synthesis_weights`): a copied mean saves bits but reconstructs a still
+   element as the reference did, up to half a step away.
+4. Checkpoints every ``--checkpoint-every`` steps; rerunning the command resumes exactly.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from neuralcodec.io.video import open_video  # noqa: E402
 from neuralcodec.models.manifest import parse_ref  # noqa: E402
 from neuralcodec.models.video_weights import export_video_weights, get_video_spec  # noqa: E402
 from neuralcodec.models.weights import load_model, load_model_for_digest, load_state  # noqa: E402
-from neuralcodec.train.loop import log_seconds, read_checkpoint  # noqa: E402
+from neuralcodec.train.loop import DEFAULT_LAMBDAS, lambda_for_quality, log_seconds, read_checkpoint  # noqa: E402
 
 CHECKPOINT_KEYS = ("model", "opt", "aux_opt", "gen", "step")
 
@@ -165,18 +169,44 @@ def intra_reference(image, y: torch.Tensor) -> torch.Tensor:
     return torch.cat([c.latent for c in coded]).to(y.dtype)
 
 
-def sequence_bits(model, image, u: torch.Tensor, quality: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
-    """Bits of frames 1..L-1 (B, L-1) of ungained latents ``u`` (B, L, M, h, w)."""
-    g, _ = image.gain(quality)
+@torch.no_grad()
+def synthesis_weights(image, u: torch.Tensor, quality: float = 3.0, step: float = 0.5, seed: int = 0) -> torch.Tensor:
+    """(M,) squared pixel error (pixels in [0, 1]) that the image model's synthesis makes per unit
+    of error in one latent element of each channel (ungained, as the synthesis sees it): a finite
+    difference of ``step`` quantization steps with random signs around the coded latents of
+    ``u`` (B, M, h, w, ungained) at ``quality``."""
+    g, ig = image.gain(torch.full((u.shape[0],), float(quality)))
+    v = torch.round(u * g) * ig
+    base = image.g_s(v)
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.empty(u.shape[1])
+    for c in range(u.shape[1]):
+        d = torch.zeros_like(v)
+        d[:, c] = (torch.randint(0, 2, v[:, c].shape, generator=gen) * 2 - 1) * step * ig[:, c]
+        w[c] = (image.g_s(v + d) - base).pow(2).sum() / d[:, c].pow(2).sum()
+    return w
+
+
+def sequence_cost(model, image, u: torch.Tensor, quality: torch.Tensor, drop: torch.Tensor,
+                  weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bits of frames 1..L-1 (B, L-1) of ungained latents ``u`` (B, L, M, h, w) and, given the
+    synthesis ``weights`` (M,), the estimated squared pixel error of their reconstructions (B, L-1;
+    zeros without). Its gradient reaches the means exactly: ``ŷ = round(y - μ) + μ`` moves with
+    ``μ`` while the symbol stays (straight-through rounding would cancel it)."""
+    g, ig = image.gain(quality)
     y = u * g[:, None]
     y_prev = intra_reference(image, y[:, 0]) * (~drop)[:, None, None, None]
-    bits = []
+    bits, sse = [], []
     for t in range(1, y.shape[1]):
         out = model(y[:, t], y_prev)
-        b = sum((-torch.log2(out[k])).flatten(1).sum(1) for k in ("y_likelihoods", "z_likelihoods"))
-        bits.append(b)
+        bits.append(sum((-torch.log2(out[k])).flatten(1).sum(1) for k in ("y_likelihoods", "z_likelihoods")))
+        if weights is None:
+            sse.append(bits[-1].new_zeros(bits[-1].shape))
+        else:
+            y_hat = (out["y_hat"] - out["means"]).detach() + out["means"]
+            sse.append(((y[:, t] - y_hat) * ig).pow(2).mul(weights[:, None, None]).flatten(1).sum(1))
         y_prev = out["y_hat"].detach() * (~drop)[:, None, None, None]
-    return torch.stack(bits, 1)
+    return torch.stack(bits, 1), torch.stack(sse, 1)
 
 
 def init_from_video(model: torch.nn.Module, ref: str, image_digest: bytes) -> None:
@@ -214,6 +244,9 @@ def train(args) -> None:
     sampler = Sampler(load_file(str(lat_path)), args.crop, args.static_frac)
     image = loaded.model.eval().requires_grad_(False)
     lo, hi = loaded.quality_range
+    weights = None
+    if args.distortion:  # a fixed sample, so that a resumed run computes the same weights
+        weights = synthesis_weights(image, sampler(4, 1, torch.Generator().manual_seed(1))[:, 0])
     torch.manual_seed(args.seed)
     model = get_video_spec(args.model).build()
     model.init_from_image(image)
@@ -246,8 +279,10 @@ def train(args) -> None:
         u = sampler(args.batch, length, gen)
         quality = lo + (hi - lo) * torch.rand(args.batch, generator=gen)
         drop = torch.rand(args.batch, generator=gen) < args.drop_ref
-        bpp = sequence_bits(model, image, u, quality, drop) / pixels
-        loss = bpp.mean()
+        bits, sse = sequence_cost(model, image, u, quality, drop, weights)
+        bpp, mse = bits / pixels, sse / (3 * pixels)
+        lam = args.distortion * lambda_for_quality(quality, DEFAULT_LAMBDAS)[:, None]
+        loss = (bpp + lam * 255**2 * mse).mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main, 1.0)
@@ -258,9 +293,12 @@ def train(args) -> None:
         aux_opt.step()
         step += 1
         keep = ~drop
-        run.append((float(loss.detach()), float(bpp.detach()[keep].mean()) if keep.any() else float("nan")))
+        run.append((float(bpp.detach().mean()), float(bpp.detach()[keep].mean()) if keep.any() else float("nan"),
+                    float(loss.detach()), float(mse.detach().mean())))
         if step % args.log_every == 0:
             rec = {"step": step, "bpp": float(np.mean([r[0] for r in run])), "bpp_with_ref": float(np.nanmean([r[1] for r in run])),
+                   **({"loss": float(np.mean([r[2] for r in run])), "mse_est": float(np.mean([r[3] for r in run]))}
+                      if weights is not None else {}),
                    "len": length, "aux": float(aux_loss), "sec": round(time.time() - t0, 1)}
             print(json.dumps(rec), flush=True)
             log.write(json.dumps(rec) + "\n")
@@ -290,10 +328,13 @@ def export(args) -> None:
                 f"+ {cfg['synthetic']} synthetic camera-motion clips",
         "command": f"python scripts/train_video.py --model {args.model} --out {args.out} --steps {ck['step']} "
                    f"--seq-len {cfg['seq_len']} --pair-frac {cfg['pair_frac']} --static-frac {cfg.get('static_frac', 0.0)} "
-                   f"--lr {cfg['lr']} --decay-at {cfg['decay_at']}" + (f" --init {cfg['init']}" if cfg.get("init") else ""),
+                   f"--lr {cfg['lr']} --decay-at {cfg['decay_at']}" + (f" --init {cfg['init']}" if cfg.get("init") else "")
+                   + (f" --distortion {cfg['distortion']:g}" if cfg.get("distortion") else ""),
         "init": f"{cfg['init']}'s weights; the parameters it lacks start where they change nothing" if cfg.get("init") else
                 f"the image model's entropy model ({type(model).__name__}.init_from_image)",
-        "loss": "rate only: bits of the coded symbols (straight-through rounding) + noisy hyper-latent bits",
+        "loss": "bits of the coded symbols (straight-through rounding) + noisy hyper-latent bits"
+                + (f" + {cfg['distortion']:g} x the image model's lambda x 255^2 x MSE estimated from the latent error"
+                   if cfg.get("distortion") else " (rate only)"),
         "hardware": f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), torch {torch.__version__}",
         "wall_seconds": round(log_seconds(out / "log.jsonl") or 0.0, 1),
     }}
@@ -321,6 +362,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--static-frac", type=float, default=0.0, help="share of sequences that repeat one frame (a still scene)")
     p.add_argument("--init", default="", help="start from this shipped video model version's weights (e.g. stem-elic-cg@1) "
                    "where the parameters match; the new ones start as the image model's")
+    p.add_argument("--distortion", type=float, default=0.0,
+                   help="weight of the reconstruction error (1: the image model's lambda at each quality; 0: rate only)")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--decay-at", type=float, default=0.85)
     p.add_argument("--seed", type=int, default=0)

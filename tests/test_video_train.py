@@ -28,10 +28,11 @@ def fake_latents(tmp_path) -> Path:
     return latents
 
 
-@pytest.mark.parametrize("model", ["stem-msh", "stem-elic", "stem-elic-cg", "stem-elic-copy --init stem-elic-cg@1"])
+@pytest.mark.parametrize("model", ["stem-msh", "stem-elic", "stem-elic-cg", "stem-elic-copy --init stem-elic-cg@1 --distortion 1"])
 def test_resume_is_exact(tmp_path, model):
     """Also where the reference frame goes through an image model's context passes (stem-elic),
-    where the P-frame model has them too (stem-elic-cg) and from another model's weights (--init)."""
+    where the P-frame model has them too (stem-elic-cg) and from another model's weights (--init)
+    with the distortion term."""
     latents = fake_latents(tmp_path)
     model = ["--model", *model.split()]
     run(tmp_path / "a", latents, *model)
@@ -81,3 +82,23 @@ def test_init_from_another_video_model_copies_what_they_share():
     with pytest.raises(ModelError, match="not a subset"):
         other = load_video_model("stem-elic")  # a three-section model: other networks
         train_video.init_from_video(get_video_spec("stem-elic-cg").build(), "stem-elic", other.image.digest)
+
+
+def test_the_distortion_term_reaches_the_means():
+    """ŷ = round(y - μ) + μ with the symbol held: the estimated pixel error has a gradient on the
+    copy gates that move μ (straight-through rounding would give exactly zero)."""
+    from neuralcodec.models.video_registry import get_video_spec
+    from neuralcodec.models.weights import load_model
+
+    image = load_model("elic-context-hyperprior").model.eval().requires_grad_(False)
+    model = get_video_spec("stem-elic-copy").build()
+    model.init_from_image(image)
+    u = torch.randn(2, 3, 128, 8, 8, generator=torch.Generator().manual_seed(0))
+    weights = train_video.synthesis_weights(image, u[:, 0])
+    assert weights.shape == (128,) and (weights > 0).all()
+    bits, sse = train_video.sequence_cost(model, image, u, torch.tensor([1.0, 4.0]), torch.tensor([False, False]), weights)
+    assert bits.shape == sse.shape == (2, 2) and (sse > 0).all()
+    sse.sum().backward()
+    assert model.nets.gates[0][-1].bias.grad.abs().sum() > 0
+    _, none = train_video.sequence_cost(model, image, u, torch.tensor([1.0, 4.0]), torch.tensor([False, False]))
+    assert not none.any()

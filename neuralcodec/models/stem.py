@@ -108,7 +108,8 @@ class TemporalEntropyModel(nn.Module):
 
     def forward(self, y: Tensor, y_prev: Tensor) -> dict[str, Tensor]:
         """Training pass on latents (B, M, h, w), h and w multiples of 4: likelihoods of the coded
-        symbols of ``y`` and (noisy) of ``z``, and ``y_hat`` rounded around the means (the next reference)."""
+        symbols of ``y`` and (noisy) of ``z``, ``y_hat`` rounded around the means (the next reference)
+        and the ``means``."""
         z_hat, z_lik = self.entropy_bottleneck(self.h_a(torch.cat([y, y_prev], 1)))
         prior, hyper = self.nets.features(y_prev, z_hat)
         anchor = anchor_mask(*y.shape[-2:], device=y.device)
@@ -122,7 +123,7 @@ class TemporalEntropyModel(nn.Module):
         y_hat = ste_round(y - means) + means
         gc = self.gaussian_conditional
         y_lik = gc.likelihood_lower_bound(gc._likelihood(y_hat, scales, means))
-        return {"y_likelihoods": y_lik, "z_likelihoods": z_lik, "y_hat": y_hat}
+        return {"y_likelihoods": y_lik, "z_likelihoods": z_lik, "y_hat": y_hat, "means": means}
 
     # ---- coding -------------------------------------------------------------------------
 

@@ -114,13 +114,13 @@ class GroupedTemporalEntropyModel(nn.Module):
 
     def forward(self, y: Tensor, y_prev: Tensor) -> dict[str, Tensor]:
         """Training pass on latents (B, M, h, w): likelihoods of the coded symbols of ``y``
-        (rounded around the means, straight-through) and (noisy) of ``z``, and ``y_hat`` (the
-        next reference). Each group's context sees the rounded values the decoder will have."""
+        (rounded around the means, straight-through) and (noisy) of ``z``, ``y_hat`` (the
+        next reference) and the ``means``. Each group's context sees the rounded values the decoder will have."""
         z_hat, z_lik = self.entropy_bottleneck(self.h_a(torch.cat([y, y_prev], 1)))
         hyper, prior = self.nets.h_s(z_hat), self.nets.prior(y_prev)
         ctx, gc = self.nets.context, self.gaussian_conditional
         anchor = anchor_mask(*y.shape[-2:], device=y.device)
-        rounded, liks = [], []
+        rounded, liks, all_means = [], [], []
         for k, (c0, c1) in enumerate(self.bounds):
             yk = y[:, c0:c1]
             chan = ctx.channel[k](torch.cat(rounded, 1)) if k else None
@@ -128,8 +128,10 @@ class GroupedTemporalEntropyModel(nn.Module):
             s2, m2 = self.nets.params(k, hyper, chan, (ste_round(yk - m1) + m1) * anchor, prior, y_prev)
             scales, means = torch.where(anchor, s1, s2), torch.where(anchor, m1, m2)
             rounded.append(ste_round(yk - means) + means)
+            all_means.append(means)
             liks.append(gc.likelihood_lower_bound(gc._likelihood(rounded[-1], scales, means)))
-        return {"y_likelihoods": torch.cat(liks, 1), "z_likelihoods": z_lik, "y_hat": torch.cat(rounded, 1)}
+        return {"y_likelihoods": torch.cat(liks, 1), "z_likelihoods": z_lik, "y_hat": torch.cat(rounded, 1),
+                "means": torch.cat(all_means, 1)}
 
     # ---- coding -------------------------------------------------------------------------
 

@@ -361,9 +361,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--drop-ref", type=float, default=0.1)
     p.add_argument("--static-frac", type=float, default=0.0, help="share of sequences that repeat one frame (a still scene)")
     p.add_argument("--init", default="", help="start from this shipped video model version's weights (e.g. stem-elic-cg@1) "
-                   "where the parameters match; the new ones start as the image model's")
+                   "where the parameters match; the rest start as without --init")
     p.add_argument("--distortion", type=float, default=0.0,
-                   help="weight of the reconstruction error (1: the image model's lambda at each quality; 0: rate only)")
+                   help="weight of the reconstruction error (1: the image models' training lambdas, "
+                   "train.loop.DEFAULT_LAMBDAS, at each quality; 0: rate only)")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--decay-at", type=float, default=0.85)
     p.add_argument("--seed", type=int, default=0)

@@ -299,7 +299,7 @@ def train(args) -> None:
             rec = {"step": step, "bpp": float(np.mean([r[0] for r in run])), "bpp_with_ref": float(np.nanmean([r[1] for r in run])),
                    **({"loss": float(np.mean([r[2] for r in run])), "mse_est": float(np.mean([r[3] for r in run]))}
                       if weights is not None else {}),
-                   "len": length, "aux": float(aux_loss), "sec": round(time.time() - t0, 1)}
+                   "len": length, "aux": float(aux_loss.detach()), "sec": round(time.time() - t0, 1)}
             print(json.dumps(rec), flush=True)
             log.write(json.dumps(rec) + "\n")
             log.flush()

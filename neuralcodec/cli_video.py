@@ -224,8 +224,8 @@ def model_rows() -> list[dict]:
     for mid, spec in VIDEO_REGISTRY.items():
         vs = versions(mid, manifest, "video_models")
         e = vs[-1] if vs else {}
-        rows.append({"id": mid, "kind": "video", "default": mid == DEFAULT_VIDEO_MODEL, "description": spec.description, "image_model": spec.image_model,
-                     "config": spec.config, "weights": e.get("file"), "training": e.get("training"),
+        rows.append({"id": mid, "kind": "video", "default": mid == DEFAULT_VIDEO_MODEL, "description": spec.description,
+                     "image_model": spec.image_model, "config": spec.config, "weights": e.get("file"), "training": e.get("training"),
                      "results": e.get("results", []),
                      "versions": [{k: v.get(k) for k in ("version", "file", "sha256", "image_model", "image_sha256")}
                                   for v in reversed(vs)]})

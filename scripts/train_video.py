@@ -236,22 +236,22 @@ def train(args) -> None:
         raise CheckpointError(f"{ckpt} was trained on other weights of {args.image_model} "
                               f"({ck['image_sha256'][:12]}, not {loaded.ref}'s {loaded.digest.hex()[:12]}): "
                               f"name that version with --image-model ID@N")
+    image = loaded.model.eval().requires_grad_(False)
+    torch.manual_seed(args.seed)
+    model = get_video_spec(args.model).build()
+    model.init_from_image(image)
+    if args.init and ck is None:  # a bad --init stops before the latents are built
+        init_from_video(model, args.init, loaded.digest)
     lat_path = Path(args.latents) if args.latents else out.parent / f"latents-{loaded.ref}.safetensors"
     if not lat_path.exists():
         build_latents(args, lat_path)
     from safetensors.torch import load_file
 
     sampler = Sampler(load_file(str(lat_path)), args.crop, args.static_frac)
-    image = loaded.model.eval().requires_grad_(False)
     lo, hi = loaded.quality_range
     weights = None
     if args.distortion:  # a fixed sample, so that a resumed run computes the same weights
         weights = synthesis_weights(image, sampler(4, 1, torch.Generator().manual_seed(1))[:, 0])
-    torch.manual_seed(args.seed)
-    model = get_video_spec(args.model).build()
-    model.init_from_image(image)
-    if args.init and ck is None:
-        init_from_video(model, args.init, loaded.digest)
     aux = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
     main = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     opt = torch.optim.Adam(main, lr=args.lr)
@@ -373,6 +373,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stop-at", type=int, default=0, help="stop (with a checkpoint) at this step; rerun to continue")
     p.add_argument("--export", action="store_true", help="export the checkpoint's weights and stop")
     args = p.parse_args(argv)
+    if args.distortion < 0:
+        p.error("--distortion must be 0 (rate only) or positive")
     args.image_model = args.image_model or get_video_spec(args.model).image_model
     args.out = args.out or f"runs/video/{args.model}"
     return args

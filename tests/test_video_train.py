@@ -102,3 +102,10 @@ def test_the_distortion_term_reaches_the_means():
     assert model.nets.gates[0][-1].bias.grad.abs().sum() > 0
     _, none = train_video.sequence_cost(model, image, u, torch.tensor([1.0, 4.0]), torch.tensor([False, False]))
     assert not none.any()
+
+
+def test_a_bad_init_stops_before_the_latents_are_built(tmp_path):
+    latents = tmp_path / "latents.safetensors"
+    with pytest.raises(ModelError, match="unknown video model"):
+        run(tmp_path / "a", latents, "--model", "stem-elic-copy", "--init", "nope@1")
+    assert not latents.exists()

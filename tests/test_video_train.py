@@ -109,3 +109,24 @@ def test_a_bad_init_stops_before_the_latents_are_built(tmp_path):
     with pytest.raises(ModelError, match="unknown video model"):
         run(tmp_path / "a", latents, "--model", "stem-elic-copy", "--init", "nope@1")
     assert not latents.exists()
+
+
+def test_the_distortion_estimate_tracks_the_real_synthesis_error():
+    """scripts/distortion_estimate.py: per-channel synthesis weights price a P-frame's latent error
+    within a small factor of what the synthesis really makes of it, on a moving photo crop."""
+    import numpy as np
+    from PIL import Image
+
+    import distortion_estimate
+    from neuralcodec.models.video_weights import load_video_model
+
+    loaded = load_video_model("stem-elic-copy@2")
+    image, temporal = loaded.codec.image, loaded.codec.temporal
+    photo = np.asarray(Image.open(Path(__file__).resolve().parents[1] / "samples" / "coffee.png").convert("RGB"))
+    frames = np.stack([photo[10 + 2 * t : 138 + 2 * t, 20 + 3 * t : 148 + 3 * t] for t in range(3)])
+    with torch.no_grad():
+        u = image.g_a(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)
+    weights = train_video.synthesis_weights(image, u[:1])
+    est, real = distortion_estimate.clip_errors(temporal, image, u, 1.5, weights)
+    assert est.shape == real.shape == (2,)
+    assert ((est / real > 0.3) & (est / real < 3)).all(), (est, real)

@@ -217,7 +217,8 @@ def init_from_video(model: torch.nn.Module, ref: str, image_digest: bytes) -> No
     with torch.random.fork_rng():  # building it draws random starts; the run's noise must not depend on that
         start = load_video_model(ref)
     if start.image.digest != image_digest:
-        raise ModelError(f"--init {ref} was trained on {start.image.ref}, not on the image weights trained on here")
+        raise ModelError(f"--init {ref} was trained on {start.image.ref}, not on the image weights trained on here "
+                         f"(add --image-model {start.image.ref} to train on those)")
     state = start.codec.temporal.state_dict()  # its coding tables too: load_state resizes them
     own, params = model.state_dict(), dict(model.named_parameters())
     if set(state) - set(own) or any(state[k].shape != params[k].shape for k in state if k in params):

@@ -28,7 +28,7 @@ def fake_latents(tmp_path) -> Path:
     return latents
 
 
-@pytest.mark.parametrize("model", ["stem-msh", "stem-elic", "stem-elic-cg", "stem-elic-copy --init stem-elic-cg@1 --distortion 1"])
+@pytest.mark.parametrize("model", ["stem-msh", "stem-elic", "stem-elic-cg", "stem-elic-copy --init stem-elic-cg@1 --distortion 1 --image-model elic-context-hyperprior@16"])
 def test_resume_is_exact(tmp_path, model):
     """Also where the reference frame goes through an image model's context passes (stem-elic),
     where the P-frame model has them too (stem-elic-cg) and from another model's weights (--init)

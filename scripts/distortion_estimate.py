@@ -24,10 +24,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from train_video import Sampler, intra_reference, synthesis_weights  # noqa: E402
+from train_video import Sampler, intra_reference, latent_sse, training_weights  # noqa: E402
 
 from neuralcodec.errors import NeuralCodecError  # noqa: E402
-from neuralcodec.models.video_weights import load_video_model  # noqa: E402
+from neuralcodec.models.video_weights import SECTION, get_video_spec, installed_entry, load_video_model  # noqa: E402
 
 
 @torch.no_grad()
@@ -39,7 +39,7 @@ def clip_errors(temporal, image, u: torch.Tensor, quality: float, weights: torch
     est, real = [], []
     for t in range(1, y.shape[0]):
         y_hat = temporal(y[t : t + 1], y_prev)["y_hat"]
-        est.append(((y[t : t + 1] - y_hat) * ig).pow(2).mul(weights[:, None, None]).sum())
+        est.append(latent_sse(y[t : t + 1], y_hat, ig, weights)[0])
         real.append((image.g_s(y_hat * ig) - image.g_s(y[t : t + 1] * ig)).pow(2).sum())
         y_prev = y_hat
     return torch.stack(est), torch.stack(real)
@@ -52,21 +52,28 @@ def main() -> None:
     p.add_argument("--qualities", nargs="+", type=float, default=[0.0, 1.5, 3.0])
     p.add_argument("--frames", type=int, default=9, help="frames per clip (the first is the I-frame)")
     args = p.parse_args()
+    if args.frames < 2:
+        p.error("--frames: at least 2 (an I-frame and a P-frame)")
     try:
         loaded = load_video_model(args.model)
+        training = installed_entry(args.model, get_video_spec, SECTION)[1].get("training", {})
     except NeuralCodecError as exc:
         sys.exit(f"distortion_estimate.py: {exc}")
-    from safetensors.torch import load_file
-
-    if not Path(args.latents).is_file():
-        sys.exit(f"distortion_estimate.py: {args.latents}: no such latent cache (train_video.py builds it)")
-    clips = load_file(args.latents)
-    image, temporal = loaded.codec.image, loaded.codec.temporal
     if Path(args.latents).name != f"latents-{loaded.image.ref}.safetensors":
         sys.exit(f"distortion_estimate.py: {args.latents} is not the cache of {loaded.ref}'s image weights "
-                 f"(latents-{loaded.image.ref}.safetensors)")
-    # the same fixed sample train_video.py prices its distortion with
-    weights = synthesis_weights(image, Sampler(clips, 12)(4, 1, torch.Generator().manual_seed(1))[:, 0])
+                 f"(latents-{loaded.image.ref}.safetensors, which train_video.py builds)")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        clips = load_file(args.latents)
+    except (OSError, SafetensorError) as exc:
+        sys.exit(f"distortion_estimate.py: {args.latents}: not a readable latent cache ({exc})")
+    if missing := {"foreman-heldout", "carphone-heldout"} - set(clips):
+        sys.exit(f"distortion_estimate.py: {args.latents} lacks the held-out clips {sorted(missing)}")
+    image, temporal = loaded.codec.image, loaded.codec.temporal
+    # the weights the model's --distortion run priced with (its sampler drew them: same crop, same still share)
+    weights = training_weights(image, Sampler(clips, training.get("crop_latent", 12), training.get("static_frac", 0.0)))
     print(f"{loaded.ref} on {loaded.image.ref}; P-frames 1-{args.frames - 1} of each held-out clip")
     print("clip              quality  estimate / real  correlation over frames")
     for name in ("foreman-heldout", "carphone-heldout"):

@@ -187,6 +187,18 @@ def synthesis_weights(image, u: torch.Tensor, quality: float = 3.0, step: float 
     return w
 
 
+def training_weights(image, sampler: Sampler) -> torch.Tensor:
+    """The synthesis weights (M,) a ``--distortion`` run prices with: one fixed sample of four
+    crops, so that a resumed run computes the same weights."""
+    return synthesis_weights(image, sampler(4, 1, torch.Generator().manual_seed(1))[:, 0])
+
+
+def latent_sse(y: torch.Tensor, y_hat: torch.Tensor, ig: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(B,) squared pixel error that the latent error ``y - y_hat`` (B, M, h, w, gained; ``ig``
+    (B, M, 1, 1) the inverse gains) makes, estimated through the synthesis ``weights`` (M,)."""
+    return ((y - y_hat) * ig).pow(2).mul(weights[:, None, None]).flatten(1).sum(1)
+
+
 def sequence_cost(model, image, u: torch.Tensor, quality: torch.Tensor, drop: torch.Tensor,
                   weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Bits of frames 1..L-1 (B, L-1) of ungained latents ``u`` (B, L, M, h, w) and, given the
@@ -204,7 +216,7 @@ def sequence_cost(model, image, u: torch.Tensor, quality: torch.Tensor, drop: to
             sse.append(bits[-1].new_zeros(bits[-1].shape))
         else:
             y_hat = (out["y_hat"] - out["means"]).detach() + out["means"]
-            sse.append(((y[:, t] - y_hat) * ig).pow(2).mul(weights[:, None, None]).flatten(1).sum(1))
+            sse.append(latent_sse(y[:, t], y_hat, ig, weights))
         y_prev = out["y_hat"].detach() * (~drop)[:, None, None, None]
     return torch.stack(bits, 1), torch.stack(sse, 1)
 
@@ -251,8 +263,8 @@ def train(args) -> None:
     sampler = Sampler(load_file(str(lat_path)), args.crop, args.static_frac)
     lo, hi = loaded.quality_range
     weights = None
-    if args.distortion:  # a fixed sample, so that a resumed run computes the same weights
-        weights = synthesis_weights(image, sampler(4, 1, torch.Generator().manual_seed(1))[:, 0])
+    if args.distortion:
+        weights = training_weights(image, sampler)
     aux = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
     main = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     opt = torch.optim.Adam(main, lr=args.lr)

@@ -258,6 +258,9 @@ def main() -> None:
     except subprocess.CalledProcessError as e:  # train.py / eval_rd.py said why, unless a signal killed it
         why = f"was killed by signal {-e.returncode}" if e.returncode < 0 else f"failed (exit {e.returncode}); its message is above"
         raise SystemExit(f"campaign: {Path(e.cmd[1]).name} {why}")
+    except BrokenPipeError:  # `campaign.py status | head`: stop quietly, as ncodec does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1)
 
 
 def dispatch(a: argparse.Namespace) -> None:

@@ -487,3 +487,18 @@ def test_a_truncated_weights_file_as_init_is_one_error(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable weights file"):
         train(cfg)
     assert not Path(cfg.out).exists()  # no empty run folder left behind
+
+
+def test_campaign_status_into_a_closed_pipe_stops_quietly():
+    """`campaign.py status | head`: a reader that went away ends the command without a traceback."""
+    import os
+
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the first line
+    try:
+        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "campaign.py"), "status", "--model", "no-such-run"],
+                              stdout=w, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(w)
+    assert proc.returncode == 1
+    assert proc.stderr == ""

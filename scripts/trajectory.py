@@ -45,7 +45,7 @@ def main() -> None:
         margins = [(r["psnr"] - r["webp_psnr_at_bpp"], r["bpp"]) for r in e.get("kodak_rd", [])
                    if r["bpp"] >= 0.25 and r.get("webp_psnr_at_bpp") is not None]
         weakest = "{:+.2f} dB at {:.2f} bpp".format(*min(margins)) if margins else "–"
-        fmt = lambda k, m: f"{bd[k][m]:+.1f} %" if k in bd else "–"  # noqa: E731
+        fmt = lambda k, m: f"{bd[k][m]:+.2f} %" if k in bd else "–"  # noqa: E731
         print(f"| `@{e['version']}` | {total_steps(e, by_file, by_version):,} | {hours} | "
               f"{fmt('vs_webp', 'psnr')} / {fmt('vs_webp', 'ms_ssim')} | {fmt('vs_avif', 'psnr')} | "
               f"{fmt('vs_jpeg', 'psnr')} | {weakest} |")

@@ -4,6 +4,7 @@
     python scripts/campaign.py start                # start or resume in the background (1 thread), returns at once
     python scripts/campaign.py status               # step, speed, the last Kodak probes
     python scripts/campaign.py stop
+    python scripts/campaign.py save                 # its weights and step into campaign/<id>.pt (commit it: a new machine continues there)
     python scripts/campaign.py cooldown --steps 1000   # a copy of the checkpoint trained on at a decaying lr
     python scripts/campaign.py measure --limit 8    # checkpoint vs the newest shipped version on Kodak (BD-rate)
     python scripts/campaign.py export --quality-range 0 4   # install the checkpoint as a new model version
@@ -12,8 +13,9 @@
         --checkpoint runs/ab/wide/checkpoint.pt    # a new model against another model's shipped weights
 
 All take ``--model ID`` (default: the campaign model below). A run lives in ``runs/campaign/<id>/``
-and resumes from its checkpoint; on a machine without one it starts from the newest committed
-weights version of the model. The campaign trains at a constant learning rate; the weights a
+and resumes from its checkpoint; on a machine without one it continues the committed state
+``campaign/<id>.pt`` (``save``: float16 weights, step and lineage, no optimizer moments) when that
+state continues the newest weights version, else it starts from the newest version. The campaign trains at a constant learning rate; the weights a
 version ships are a ``cooldown``: a copy of its checkpoint in ``runs/campaign/<id>-cooldown-<step>-<decay><steps>/``
 trained on in the foreground at a decaying lr while the campaign goes on. ``measure`` installs the checkpoint as a candidate version in a
 scratch weights folder and runs ``scripts/eval_rd.py`` on both versions with the same images and
@@ -46,6 +48,11 @@ def run_dir(model: str) -> Path:
     return ROOT / "runs" / "campaign" / model
 
 
+def state_path(model: str) -> Path:
+    """The campaign state ``save`` writes and a new machine's ``start`` continues (committed)."""
+    return ROOT / "campaign" / f"{model}.pt"
+
+
 def _pid(model: str) -> int | None:
     path = run_dir(model) / "pid"
     if not path.exists():
@@ -59,7 +66,8 @@ def _pid(model: str) -> int | None:
 
 
 def _train_args(model: str) -> list[str]:
-    """train.py flags: the run's own config when resuming, else the recipe from the newest weights."""
+    """train.py flags: the run's own config when resuming; on a machine without the run, the
+    recipe from the committed state (copied in as the run's checkpoint) or the newest weights."""
     out = run_dir(model)
     config = out / "config.json"
     if (out / "checkpoint.pt").exists() and config.exists():
@@ -73,7 +81,30 @@ def _train_args(model: str) -> list[str]:
     if newest is None:
         raise SystemExit(f"campaign: no committed weights for '{model}' to start from")
     init = weights_dir() / newest["file"]
+    if (root := _committed_root(model, newest)) is not None:  # the run this state saved goes on here
+        init = weights_dir() / root["file"]
+        shutil.copy(state_path(model), out / "checkpoint.pt")
     return [f"--model={model}", f"--out={out}", f"--init={init}"] + [f"--{k}={v}" for k, v in RECIPE.items()]
+
+
+def _committed_root(model: str, newest: dict) -> dict | None:
+    """The version the committed campaign state trained from (its lineage's warm start) when
+    that state continues ``newest``: it trained from ``newest`` itself, or ``newest`` is a cooldown
+    branched from the same run. Else None, with a note when there is a state."""
+    from neuralcodec.models.manifest import find_version
+    from neuralcodec.train.loop import read_checkpoint
+
+    path = state_path(model)
+    if not path.exists():
+        return None
+    ck = read_checkpoint(path, keys=("model", "config", "step", "lineage"))
+    root = find_version(model, sha256=ck["lineage"]["init_sha256"])
+    if root is not None and (root["version"] == newest["version"]
+                             or newest["training"].get("init", "").startswith(f"{model}@{root['version']} ")):
+        print(f"campaign: continuing {path} (step {ck['step']:,}, trained from {model}@{root['version']})")
+        return root
+    print(f"campaign: note: {path} does not continue {model}@{newest['version']}; starting from that version")
+    return None
 
 
 def start(model: str) -> None:
@@ -131,6 +162,27 @@ def stop(model: str) -> None:
         return
     os.killpg(pid, signal.SIGTERM)  # the last checkpoint (every 250 steps) is where it resumes
     print(f"stopped {model} (pid {pid}); `start` resumes from {run_dir(model) / 'checkpoint.pt'}")
+
+
+def save(model: str) -> Path:
+    """Write the campaign's weights (float16), step, config and lineage to ``campaign/<id>.pt``,
+    atomically; returns its path. The optimizer's moments stay behind (3x the size): a run
+    continued from the state rebuilds them."""
+    import torch
+
+    from neuralcodec.train.loop import read_checkpoint
+
+    ck = read_checkpoint(run_dir(model) / "checkpoint.pt", keys=("model", "config", "step", "lineage"))
+    state = {"model": {k: v.half() if v.is_floating_point() else v for k, v in ck["model"].items()},
+             **{k: ck[k] for k in ("step", "config", "lineage")}}
+    path = state_path(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    print(f"saved {path} ({path.stat().st_size / 2**20:.1f} MiB), step {ck['step']:,}: "
+          "commit it so that a new machine's `start` continues from there")
+    return path
 
 
 def _checkpoint(model: str, path: str | None) -> Path:
@@ -239,7 +291,7 @@ def export(model: str, quality_range: list[float] | None, default_quality: float
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["start", "status", "stop", "cooldown", "measure", "export"])
+    p.add_argument("action", choices=["start", "status", "stop", "save", "cooldown", "measure", "export"])
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--limit", type=int, default=8, help="measure: first N Kodak images")
     p.add_argument("--qualities", type=float, nargs="+", help="measure: default 6 over the shipped range")
@@ -271,7 +323,7 @@ def dispatch(a: argparse.Namespace) -> None:
     elif a.action == "export":
         export(a.model, a.quality_range, a.default_quality, _checkpoint(a.model, a.checkpoint))
     else:
-        {"start": start, "status": status, "stop": stop}[a.action](a.model)
+        {"start": start, "status": status, "stop": stop, "save": save}[a.action](a.model)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import dataclasses
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -502,3 +503,45 @@ def test_campaign_status_into_a_closed_pipe_stops_quietly():
         os.close(w)
     assert proc.returncode == 1
     assert proc.stderr == ""
+
+
+def test_campaign_state_carries_the_run_to_a_new_machine(tmp_path, monkeypatch, capsys):
+    """`campaign.py save` keeps the campaign's weights (float16), step and lineage, not the
+    optimizer's moments; on a machine without the run, `start` continues that state at its step
+    and lineage with fresh moments. A state that does not continue the newest version is ignored."""
+    from neuralcodec.models.manifest import find_version, weights_dir
+
+    campaign = _campaign_script()
+    model = "mean-scale-hyperprior"
+    newest = weights_dir() / find_version(model)["file"]
+    run = tmp_path / "campaign" / model
+    monkeypatch.setattr(campaign, "run_dir", lambda m: tmp_path / "campaign" / m)
+    monkeypatch.setattr(campaign, "state_path", lambda m: tmp_path / "state" / f"{m}.pt")
+    cfg = dataclasses.replace(_config(tmp_path, f"campaign/{model}", 2), init=str(newest))
+    before = torch.load(train(cfg), weights_only=True)
+
+    path = campaign.save(model)
+    state = torch.load(path, weights_only=True)
+    assert sorted(state) == ["config", "lineage", "model", "step"] and state["step"] == 2
+    assert state["lineage"] == before["lineage"]
+    assert all(v.dtype == torch.float16 for v in state["model"].values() if v.is_floating_point())
+    assert path.stat().st_size < (run / "checkpoint.pt").stat().st_size / 4
+
+    shutil.rmtree(run)  # a new machine: the committed state, no run
+    run.mkdir(parents=True)
+    args = campaign._train_args(model)
+    assert f"--init={newest}" in args and f"--out={run}" in args
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 2
+    capsys.readouterr()
+    after = torch.load(train(dataclasses.replace(cfg, steps=3)), weights_only=True)
+    assert "resumed from" in capsys.readouterr().out and after["step"] == 3
+    assert after["lineage"]["init_sha256"] == before["lineage"]["init_sha256"]
+    assert after["lineage"]["runs"][0] == before["lineage"]["runs"][0] and after["lineage"]["seconds"] > before["lineage"]["seconds"]
+    assert {float(s["step"]) for s in after["opt"]["state"].values()} == {1.0}  # one step since the moments restarted
+
+    state["lineage"]["init_sha256"] = "0" * 64  # trained from weights no version has
+    torch.save(state, path)
+    shutil.rmtree(run)
+    run.mkdir(parents=True)
+    assert f"--init={newest}" in campaign._train_args(model) and not (run / "checkpoint.pt").exists()
+    assert "does not continue" in capsys.readouterr().out

@@ -410,13 +410,19 @@ def train(cfg: TrainConfig) -> Path:
     aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     if ck is not None:
-        load_moments(opt, ck["opt"])
-        load_moments(aux_opt, ck["aux_opt"])
-        gen.set_state(ck["gen"])
-        set_rng_state(ck, device)
         step = ck["step"]
+        how = ""
+        if "opt" in ck:  # a full checkpoint: the run continues exactly
+            load_moments(opt, ck["opt"])
+            load_moments(aux_opt, ck["aux_opt"])
+            gen.set_state(ck["gen"])
+            set_rng_state(ck, device)
+        else:  # weights only (campaign.py save, train_gpu.sh): fresh moments, crops not drawn before
+            gen.manual_seed(cfg.seed + step)
+            torch.manual_seed(cfg.seed + step)
+            how = " (weights only: the optimizer's moments start afresh)"
         if rank == 0:
-            print(f"resumed from {ckpt_path} at step {step}")
+            print(f"resumed from {ckpt_path} at step {step}{how}")
     lin = lineage(ck, cfg, step)
     seconds0 = lin["seconds"]
     net = model

@@ -124,6 +124,11 @@ def start(model: str) -> None:
 def status(model: str) -> None:
     out = run_dir(model)
     log = out / "log.jsonl"
+    if state_path(model).exists():
+        from neuralcodec.train.loop import read_checkpoint
+
+        step = read_checkpoint(state_path(model))["step"]
+        print(f"committed state: {state_path(model)} at step {step:,} (`save` updates it)")
     if not log.exists():
         print(f"no campaign run for {model} in {out}")
         return

@@ -526,6 +526,8 @@ def test_campaign_state_carries_the_run_to_a_new_machine(tmp_path, monkeypatch, 
     assert state["lineage"] == before["lineage"]
     assert all(v.dtype == torch.float16 for v in state["model"].values() if v.is_floating_point())
     assert path.stat().st_size < (run / "checkpoint.pt").stat().st_size / 4
+    campaign.status(model)
+    assert f"committed state: {path} at step 2 " in capsys.readouterr().out
 
     shutil.rmtree(run)  # a new machine: the committed state, no run
     run.mkdir(parents=True)

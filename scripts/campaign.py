@@ -90,7 +90,8 @@ def _train_args(model: str) -> list[str]:
 def _committed_root(model: str, newest: dict) -> dict | None:
     """The version the committed campaign state trained from (its lineage's warm start) when
     that state continues ``newest``: it trained from ``newest`` itself, or ``newest`` is a cooldown
-    branched from the same run. Else None, with a note when there is a state."""
+    branched from the same run at a step the state has reached (a state saved before the branch
+    would lose steps that ``newest`` has). Else None, with a note when there is a state."""
     from neuralcodec.models.manifest import find_version
     from neuralcodec.train.loop import read_checkpoint
 
@@ -99,8 +100,10 @@ def _committed_root(model: str, newest: dict) -> dict | None:
         return None
     ck = read_checkpoint(path, keys=("model", "config", "step", "lineage"))
     root = find_version(model, sha256=ck["lineage"]["init_sha256"])
+    branch = newest["training"].get("runs_from", [0])[-1]  # recorded by exports since @21
     if root is not None and (root["version"] == newest["version"]
-                             or newest["training"].get("init", "").startswith(f"{model}@{root['version']} ")):
+                             or (newest["training"].get("init", "").startswith(f"{model}@{root['version']} ")
+                                 and ck["step"] >= branch)):
         print(f"campaign: continuing {path} (step {ck['step']:,}, trained from {model}@{root['version']})")
         return root
     print(f"campaign: note: {path} does not continue {model}@{newest['version']}; starting from that version")

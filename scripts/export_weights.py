@@ -80,6 +80,7 @@ def main() -> None:
             "wall_seconds": round(lin["seconds"], 1) if lin["seconds"] is not None
             else log_seconds(Path(args.checkpoint).parent / "log.jsonl"),
             "command": "; then ".join(run_command(cfg["model"], r, ck["step"], lin) for r in lin["runs"]),
+            "runs_from": [r["from"] for r in lin["runs"]],  # a cooldown's last: the campaign step it left at
         }
     }
     if args.quality_range:

@@ -332,7 +332,7 @@ def test_lineage_follows_a_branch_to_its_export(tmp_path):
     record = json.loads((folder / "manifest.json").read_text())["models"]["mean-scale-hyperprior"]["training"]
     version = find_version("mean-scale-hyperprior")["version"]
     assert record["init"].startswith(f"mean-scale-hyperprior@{version} (weights/mean-scale-hyperprior")
-    assert record["steps"] == 3 and record["wall_seconds"] == round(lin["seconds"], 1)
+    assert record["steps"] == 3 and record["wall_seconds"] == round(lin["seconds"], 1) and record["runs_from"] == [0, 2]
     assert f"--out {campaign.out} --init weights/mean-scale-hyperprior.safetensors --lr" in record["command"]
     assert f"; then from its step-2 checkpoint: python scripts/train.py --model mean-scale-hyperprior --out {drop.out}" in record["command"]
 
@@ -540,6 +540,12 @@ def test_campaign_state_carries_the_run_to_a_new_machine(tmp_path, monkeypatch, 
     assert after["lineage"]["init_sha256"] == before["lineage"]["init_sha256"]
     assert after["lineage"]["runs"][0] == before["lineage"]["runs"][0] and after["lineage"]["seconds"] > before["lineage"]["seconds"]
     assert {float(s["step"]) for s in after["opt"]["state"].values()} == {1.0}  # one step since the moments restarted
+
+    v = find_version(model)["version"]
+    branched = lambda at: {"version": v + 1, "training": {"init": f"{model}@{v} (...)", "runs_from": [0, at]}}  # noqa: E731
+    assert campaign._committed_root(model, branched(2))["version"] == v  # a cooldown that left the run at step 2
+    assert campaign._committed_root(model, branched(3)) is None  # ... at step 3: the state is behind it
+    assert "does not continue" in capsys.readouterr().out
 
     state["lineage"]["init_sha256"] = "0" * 64  # trained from weights no version has
     torch.save(state, path)

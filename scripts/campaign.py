@@ -99,7 +99,7 @@ def _committed_root(model: str, newest: dict) -> dict | None:
     if not path.exists():
         return None
     ck = read_checkpoint(path, keys=("model", "config", "step", "lineage"))
-    root = find_version(model, sha256=ck["lineage"]["init_sha256"])
+    root = find_version(model, sha256=ck["lineage"].get("init_sha256", ""))  # "": a run from no file
     branch = newest["training"].get("runs_from", [0])[-1]  # recorded by exports since @21
     if root is not None and (root["version"] == newest["version"]
                              or (newest["training"].get("init", "").startswith(f"{model}@{root['version']} ")
@@ -173,21 +173,19 @@ def stop(model: str) -> None:
 
 
 def save(model: str) -> Path:
-    """Write the campaign's weights (float16), step, config and lineage to ``campaign/<id>.pt``,
-    atomically; returns its path. The optimizer's moments stay behind (3x the size): a run
-    continued from the state rebuilds them."""
-    import torch
-
-    from neuralcodec.train.loop import read_checkpoint
+    """Write the campaign's weights (float16 as a shipped version stores them), step, config and
+    lineage to ``campaign/<id>.pt``, atomically; returns its path. The optimizer's moments stay
+    behind (3x the size): a run continued from the state rebuilds them."""
+    from neuralcodec.models.registry import get_spec
+    from neuralcodec.models.weights import half_state, load_state
+    from neuralcodec.train.loop import read_checkpoint, save_atomic
 
     ck = read_checkpoint(run_dir(model) / "checkpoint.pt", keys=("model", "config", "step", "lineage"))
-    state = {"model": {k: v.half() if v.is_floating_point() else v for k, v in ck["model"].items()},
-             **{k: ck[k] for k in ("step", "config", "lineage")}}
+    net = get_spec(ck["config"]["model"]).build()
+    load_state(net, ck["model"])
     path = state_path(model)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    save_atomic({"model": half_state(net), **{k: ck[k] for k in ("step", "config", "lineage")}}, path)
     print(f"saved {path} ({path.stat().st_size / 2**20:.1f} MiB), step {ck['step']:,}: "
           "commit it so that a new machine's `start` continues from there")
     return path

@@ -258,7 +258,8 @@ def set_rng_state(ck: dict, device: str) -> None:
         torch.cuda.set_rng_state(ck["cuda_rng"], device)
 
 
-def _save_atomic(obj: dict, path: Path) -> None:
+def save_atomic(obj: dict, path: Path) -> None:
+    """torch.save to a temporary file beside ``path``, then rename: never a half-written file."""
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
@@ -515,7 +516,7 @@ def train(cfg: TrainConfig) -> Path:
             out_of_time = bool(flag.item())
         if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time):
             lin["seconds"] = None if seconds0 is None else seconds0 + time.time() - t0  # unrounded: a short branch must add
-            _save_atomic(
+            save_atomic(
                 {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                  "gen": gen.get_state(), **rng_state(device), "step": step, "config": asdict(cfg), "lineage": lin},
                 ckpt_path,

@@ -5,6 +5,7 @@
     python scripts/campaign.py status               # step, speed, the last Kodak probes
     python scripts/campaign.py stop
     python scripts/campaign.py save                 # its weights and step into campaign/<id>.pt (commit it: a new machine continues there)
+    python scripts/campaign.py seed --run /tmp/run  # copy that state into a run folder (scripts/train_gpu.sh continues it on a GPU)
     python scripts/campaign.py cooldown --steps 1000   # a copy of the checkpoint trained on at a decaying lr
     python scripts/campaign.py measure --limit 8    # checkpoint vs the newest shipped version on Kodak (BD-rate)
     python scripts/campaign.py export --quality-range 0 4   # install the checkpoint as a new model version
@@ -77,25 +78,38 @@ def _train_args(model: str) -> list[str]:
         return args + [f"--threads={RECIPE['threads']}"]
     from neuralcodec.models.manifest import find_version, weights_dir
 
-    newest = find_version(model)
-    if newest is None:
-        raise SystemExit(f"campaign: no committed weights for '{model}' to start from")
-    init = weights_dir() / newest["file"]
-    if (root := _committed_root(model, newest)) is not None:  # the run this state saved goes on here
-        init = weights_dir() / root["file"]
-        shutil.copy(state_path(model), out / "checkpoint.pt")
+    root = seed(model, out)  # the run the committed state saved goes on here, from its own warm start
+    init = weights_dir() / (root or find_version(model))["file"]
     return [f"--model={model}", f"--out={out}", f"--init={init}"] + [f"--{k}={v}" for k, v in RECIPE.items()]
 
 
-def _committed_root(model: str, newest: dict) -> dict | None:
-    """The version the committed campaign state trained from (its lineage's warm start) when
-    that state continues ``newest``: it trained from ``newest`` itself, or ``newest`` is a cooldown
-    branched from the same run at a step the state has reached (a state saved before the branch
-    would lose steps that ``newest`` has). Else None, with a note when there is a state."""
+def seed(model: str, out: Path, state: Path | None = None) -> dict | None:
+    """Copy the campaign state (default: the committed ``campaign/<id>.pt``) into the run folder
+    ``out`` as its checkpoint when it continues the newest version; train.py then resumes it at
+    its step with fresh moments. Returns the version the state trained from, or None (nothing
+    copied). ``start`` on a new machine and scripts/train_gpu.sh both begin here."""
+    from neuralcodec.models.manifest import find_version
+
+    newest = find_version(model)
+    if newest is None:
+        raise SystemExit(f"campaign: no committed weights for '{model}' to start from")
+    state = state or state_path(model)
+    if (root := _committed_root(model, newest, state)) is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(state, out / "checkpoint.pt")
+    return root
+
+
+def _committed_root(model: str, newest: dict, path: Path | None = None) -> dict | None:
+    """The version the campaign state ``path`` (default: the committed one) trained from (its
+    lineage's warm start) when that state continues ``newest``: it trained from ``newest`` itself,
+    or ``newest`` is a cooldown branched from the same run at a step the state has reached (a state
+    saved before the branch would lose steps that ``newest`` has). Else None, with a note when
+    there is a state."""
     from neuralcodec.models.manifest import find_version
     from neuralcodec.train.loop import read_checkpoint
 
-    path = state_path(model)
+    path = path or state_path(model)
     if not path.exists():
         return None
     ck = read_checkpoint(path, keys=("model", "config", "step", "lineage"))
@@ -297,13 +311,15 @@ def export(model: str, quality_range: list[float] | None, default_quality: float
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["start", "status", "stop", "save", "cooldown", "measure", "export"])
+    p.add_argument("action", choices=["start", "status", "stop", "save", "seed", "cooldown", "measure", "export"])
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--limit", type=int, default=8, help="measure: first N Kodak images")
     p.add_argument("--qualities", type=float, nargs="+", help="measure: default 6 over the shipped range")
     p.add_argument("--quality-range", type=float, nargs=2, help="export: qualities the new version is shipped for")
     p.add_argument("--default-quality", type=float)
-    p.add_argument("--checkpoint", help="measure/export: another checkpoint (e.g. from scripts/train_gpu.sh)")
+    p.add_argument("--checkpoint", help="measure/export: another checkpoint (e.g. from scripts/train_gpu.sh); "
+                   "seed: the state to continue (default campaign/<id>.pt)")
+    p.add_argument("--run", help="seed: the run folder that continues the state (scripts/train_gpu.sh)")
     p.add_argument("--steps", type=int, default=1000, help="cooldown: steps at the decaying lr")
     p.add_argument("--decay", choices=["step", "linear"], default="step", help="cooldown: lr shape (train.py --decay)")
     p.add_argument("--threads", type=int, default=RECIPE["threads"], help="cooldown: torch threads (2 while the campaign is stopped)")
@@ -326,6 +342,10 @@ def dispatch(a: argparse.Namespace) -> None:
         measure(a.model, a.limit, a.qualities, _checkpoint(a.model, a.checkpoint), a.baseline)
     elif a.action == "cooldown":
         cooldown(a.model, a.steps, a.decay, a.threads)
+    elif a.action == "seed":
+        if not a.run:
+            raise SystemExit("campaign: seed needs --run DIR")
+        seed(a.model, Path(a.run), _checkpoint(a.model, a.checkpoint) if a.checkpoint else None)
     elif a.action == "export":
         export(a.model, a.quality_range, a.default_quality, _checkpoint(a.model, a.checkpoint))
     else:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Train on a lent GPU (bf16) for a fixed wall time from the newest committed weights, and bring back the
-# weights as files of at most 15 MiB. Runs on the bare CUDA machine (its python3 has torch; the
+# Train on a lent GPU (bf16) for a fixed wall time, and bring back the weights as files of at most 15 MiB.
+# It continues the committed campaign state (campaign/MODEL.pt, at its step) when that state continues
+# the newest version, else it starts from the newest version (STATE=none: always from there). Runs on the bare CUDA machine (its python3 has torch; the
 # other packages travel as wheels in .whl/). The training pack was unpacked there beforehand.
 #
 #   here:  python scripts/device_tree.py hide                  # leave older weights at home (restore before committing)
@@ -13,6 +14,8 @@
 #   device, last call (carry .whl):   bash scripts/train_gpu.sh /tmp/pack 20 [MODEL]
 #   here:  cat <files_at>/weights.part-* > runs/gpu/checkpoint.pt
 #          python scripts/campaign.py measure --checkpoint runs/gpu/checkpoint.pt
+#          (the campaign goes on from the GPU's weights: campaign.py stop; campaign.py seed
+#           --checkpoint runs/gpu/checkpoint.pt --run runs/campaign/MODEL; campaign.py start)
 #          python scripts/device_tree.py restore
 set -euo pipefail
 PACK=${1:?usage: train_gpu.sh PACK_DIR MINUTES [MODEL]}
@@ -28,6 +31,10 @@ if [ -d "$WHEELS" ]; then
   export PYTHONPATH=/tmp/site:$PWD
 else
   export PYTHONPATH=$PWD
+fi
+STATE=${STATE:-campaign/$MODEL.pt}
+if [ ! -f "$RUN/checkpoint.pt" ] && [ "$STATE" != none ] && [ -f "$STATE" ]; then  # copied in when it continues MODEL's newest
+  "${PYTHON:-python3}" scripts/campaign.py seed --model "$MODEL" --run "$RUN" --checkpoint "$STATE"
 fi
 [ "$DEVICE" = cpu ] || nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=60 "${PYTHON:-python3}" scripts/train.py --model "$MODEL" --data "$PACK" --out "$RUN" --init "$MODEL" \

@@ -1,7 +1,9 @@
 """The lent-GPU workflow end to end, dry-run on CPU: pack the photos, unpack a chunk, train with
-scripts/train_gpu.sh from the newest weights, reassemble the weights it brings back, export them.
+scripts/train_gpu.sh from the newest weights, reassemble the weights it brings back, export them;
+then continue a campaign state with it.
 A GPU session has 15 minutes; none of them should go to a script that broke unnoticed."""
 
+import io
 import json
 import os
 import subprocess
@@ -54,3 +56,16 @@ def test_gpu_script_dry_run_trains_from_the_newest_weights_and_brings_them_back(
                    check=True, capture_output=True, cwd=ROOT)
     manifest = json.loads((folder / "manifest.json").read_text())["models"][model]
     assert manifest["training"]["steps"] == 10
+
+    # a campaign state that continues the newest version (here: the weights just brought back) is
+    # continued at its step, with its lineage, instead of restarting from the newest version
+    again = tmp_path / "again"
+    env.update(RUN=str(tmp_path / "run2"), OUT=str(again), STATE=str(ckpt))
+    r = subprocess.run(["bash", "scripts/train_gpu.sh", str(unpacked), "0.001", model], env=env, cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"continuing {ckpt} (step 10, trained from {model}@{newest['version']})" in r.stdout
+    assert "at step 10 (weights only" in r.stdout
+    ck2 = torch.load(io.BytesIO(b"".join(p.read_bytes() for p in sorted(again.glob("weights.part-*")))), weights_only=True)
+    assert ck2["step"] == 20 and ck2["lineage"]["runs"][0] == ck["lineage"]["runs"][0]
+    assert ck2["lineage"]["init_sha256"] == newest["sha256"]

@@ -261,11 +261,12 @@ def measure(model: str, limit: int, qualities: list[float] | None, checkpoint: P
           f"vs {base} PSNR {bd[f'vs_{base}']['psnr']:+.1f} %, vs WebP {bd['vs_webp']['psnr']:+.1f} %")
 
 
-def cooldown(model: str, steps: int, decay: str, threads: int = 1) -> Path:
+def cooldown(model: str, steps: int, decay: str, threads: int = 1, crop: int | None = None, batch: int | None = None) -> Path:
     """Copy the campaign's checkpoint to ``runs/campaign/<id>-cooldown-<step>-<decay><steps>/`` and
     train it ``steps`` more at a decaying lr (``decay`` step: a tenth of the campaign's; linear:
-    falling toward 0) on ``threads`` threads (2 while the campaign is stopped); returns the copy's
-    checkpoint. Rerun, it resumes an unfinished one."""
+    falling toward 0) on ``threads`` threads (2 while the campaign is stopped), with the campaign's
+    crops unless ``crop``/``batch`` say otherwise (the folder's name then ends in ``-crop<C>x<B>``);
+    returns the copy's checkpoint. Rerun, it resumes an unfinished one."""
     from neuralcodec.train.loop import read_checkpoint
 
     if threads > RECIPE["threads"] and _pid(model):
@@ -274,7 +275,10 @@ def cooldown(model: str, steps: int, decay: str, threads: int = 1) -> Path:
     src = run_dir(model)
     if not (src / "checkpoint.pt").exists():
         raise SystemExit(f"campaign: no checkpoint in {src} to cool down")
-    tag = f"{decay}{steps}"
+    cfg = json.loads((src / "config.json").read_text())  # the campaign's lr, recipe, data and init
+    crops = {k: v for k, v in (("crop", crop), ("batch", batch)) if v and v != cfg[k]}
+    cfg.update(crops)
+    tag = f"{decay}{steps}" + (f"-crop{cfg['crop']}x{cfg['batch']}" if crops else "")
     unfinished = [d for d in src.parent.glob(f"{model}-cooldown-*-{tag}") if (d / "config.json").exists()
                   and read_checkpoint(d / "checkpoint.pt")["step"] < json.loads((d / "config.json").read_text())["steps"]]
     if unfinished:  # an interrupted cooldown of the same shape resumes, whatever the campaign did since
@@ -291,7 +295,6 @@ def cooldown(model: str, steps: int, decay: str, threads: int = 1) -> Path:
         out = src.parent / f"{model}-cooldown-{step}-{tag}"
         out.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, out / "checkpoint.pt")
-    cfg = json.loads((src / "config.json").read_text())  # the campaign's lr, recipe, data and init
     cfg.update(out=str(out), decay_at=step / (step + steps), decay=decay, steps=step + steps, eval_every=0)
     flags = [f"--{k}={v}" for k, v in cfg.items() if not isinstance(v, list)]
     flags += [a for k, v in cfg.items() if isinstance(v, list) and v for a in (f"--{k}", *map(str, v))]
@@ -322,6 +325,8 @@ def main() -> None:
     p.add_argument("--run", help="seed: the run folder that continues the state (scripts/train_gpu.sh)")
     p.add_argument("--steps", type=int, default=1000, help="cooldown: steps at the decaying lr")
     p.add_argument("--decay", choices=["step", "linear"], default="step", help="cooldown: lr shape (train.py --decay)")
+    p.add_argument("--crop", type=int, help="cooldown: crop size (default: the campaign's)")
+    p.add_argument("--batch", type=int, help="cooldown: crops per step (default: the campaign's)")
     p.add_argument("--threads", type=int, default=RECIPE["threads"], help="cooldown: torch threads (2 while the campaign is stopped)")
     p.add_argument("--baseline", help="measure: the shipped version to compare with, ID[@N] (default: the model's newest)")
     a = p.parse_args()
@@ -341,7 +346,7 @@ def dispatch(a: argparse.Namespace) -> None:
     if a.action == "measure":
         measure(a.model, a.limit, a.qualities, _checkpoint(a.model, a.checkpoint), a.baseline)
     elif a.action == "cooldown":
-        cooldown(a.model, a.steps, a.decay, a.threads)
+        cooldown(a.model, a.steps, a.decay, a.threads, a.crop, a.batch)
     elif a.action == "seed":
         if not a.run:
             raise SystemExit("campaign: seed needs --run DIR")

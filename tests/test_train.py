@@ -216,6 +216,8 @@ def test_linear_decay_ends_near_zero(tmp_path):
     assert lrs == pytest.approx([1e-4, 1e-4, 1e-4, 1e-4, 2e-4 / 3, 1e-4 / 3])
     with pytest.raises(ValueError, match="decay must be one of"):
         train(dataclasses.replace(_config(tmp_path, "bad", 1), decay="cosine"))
+    with pytest.raises(ValueError, match="--crop 80 is not a multiple of 64"):  # one line, not a shape error mid-step
+        train(dataclasses.replace(_config(tmp_path, "bad", 1), crop=80))
 
 
 def test_channels_last_is_a_layout_not_a_different_model(tmp_path):
@@ -378,6 +380,13 @@ def test_campaign_cooldown_trains_a_copy_at_a_decaying_lr(tmp_path, monkeypatch)
     assert campaign.cooldown("mean-scale-hyperprior", 2, "linear", threads=2) == linear / "checkpoint.pt"
     assert torch.load(linear / "checkpoint.pt", weights_only=True)["step"] == 4
     assert calls[0][0][-1] == "--threads=2" and calls[0][1]["OMP_NUM_THREADS"] == "2"  # the campaign stopped: both cores
+
+    # other crops than the campaign's: a folder of its own, the run's config untouched
+    other = campaign.cooldown("mean-scale-hyperprior", 1, "step", crop=128, batch=1)
+    assert other == run.parent / "mean-scale-hyperprior-cooldown-4-step1-crop128x1" / "checkpoint.pt"
+    ck = torch.load(other, weights_only=True)
+    assert (ck["step"], ck["config"]["crop"], ck["config"]["batch"]) == (5, 128, 1)
+    assert json.loads((run / "config.json").read_text())["crop"] == cfg.crop
 
 
 def test_a_checkpoint_from_before_lineages_gets_one_from_its_config(tmp_path):

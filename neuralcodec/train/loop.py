@@ -353,6 +353,8 @@ def train(cfg: TrainConfig) -> Path:
     model = get_spec(cfg.model).build()
     if cfg.distortion not in DISTORTIONS:
         raise ValueError(f"distortion must be one of {DISTORTIONS}, got {cfg.distortion!r}")
+    if cfg.crop % model.downsampling:
+        raise ValueError(f"--crop {cfg.crop} is not a multiple of {model.downsampling}, the padding {cfg.model} needs")
     if cfg.distortion == "ms-ssim" and cfg.crop < 192:
         raise ValueError("MS-SSIM needs crops of at least 192 pixels (its five scales)")
     if cfg.decay not in DECAYS:

@@ -70,6 +70,8 @@ def main() -> None:
     distortion = cfg.get("distortion", "mse")
     # a checkpoint from before lineages gets one from its own config (and its run's log)
     lin = ck.get("lineage") or lineage(ck, TrainConfig(**{k: v for k, v in cfg.items() if k in TrainConfig.__dataclass_fields__}), ck["step"])
+    # the last run is the checkpoint's own: its config fills in keys its lineage began recording later
+    runs = lin["runs"][:-1] + [{**{k: cfg[k] for k in SEGMENT_KEYS if k in cfg}, **lin["runs"][-1]}]
     info = {
         "training": {
             "data": cfg["data"], "steps": ck["step"], "batch": cfg["batch"], "crop": cfg["crop"],
@@ -79,7 +81,7 @@ def main() -> None:
             "hardware": "2 CPU cores (AMD EPYC), torch 2.14.1",
             "wall_seconds": round(lin["seconds"], 1) if lin["seconds"] is not None
             else log_seconds(Path(args.checkpoint).parent / "log.jsonl"),
-            "command": "; then ".join(run_command(cfg["model"], r, ck["step"], lin) for r in lin["runs"]),
+            "command": "; then ".join(run_command(cfg["model"], r, ck["step"], lin) for r in runs),
             "runs_from": [r["from"] for r in lin["runs"]],  # a cooldown's last: the campaign step it left at
         }
     }

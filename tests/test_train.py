@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from neuralcodec.errors import CheckpointError
-from neuralcodec.train.loop import TrainConfig, lambda_for_quality, sample_qualities, train
+from neuralcodec.train.loop import TrainConfig, lambda_for_quality, lineage, sample_qualities, train
 
 from .conftest import SAMPLES
 
@@ -320,7 +320,7 @@ def test_lineage_follows_a_branch_to_its_export(tmp_path):
     assert a["lineage"]["init_sha256"] == find_version("mean-scale-hyperprior")["sha256"]
     (tmp_path / "drop").mkdir()
     shutil.copy(tmp_path / "campaign" / "checkpoint.pt", tmp_path / "drop")
-    drop = dataclasses.replace(campaign, out=str(tmp_path / "drop"), steps=3, lr=1e-5,
+    drop = dataclasses.replace(campaign, out=str(tmp_path / "drop"), steps=3, lr=1e-5, batch=1, crop=128,
                                init=str(tmp_path / "campaign" / "checkpoint.pt"))
     b = torch.load(train(drop), weights_only=True)
     lin = b["lineage"]
@@ -337,6 +337,14 @@ def test_lineage_follows_a_branch_to_its_export(tmp_path):
     assert record["steps"] == 3 and record["wall_seconds"] == round(lin["seconds"], 1) and record["runs_from"] == [0, 2]
     assert f"--out {campaign.out} --init weights/mean-scale-hyperprior.safetensors --lr" in record["command"]
     assert f"; then from its step-2 checkpoint: python scripts/train.py --model mean-scale-hyperprior --out {drop.out}" in record["command"]
+    assert "--batch 2 --crop 64; then" in record["command"] and record["command"].endswith("--steps 3 --batch 1")  # crop 128: the default
+
+    # a lineage saved before runs recorded their crops: resuming it with the same settings adds no run
+    old = torch.load(tmp_path / "campaign" / "checkpoint.pt", weights_only=True)
+    for r in old["lineage"]["runs"]:
+        del r["batch"], r["crop"]
+    assert [r["from"] for r in lineage(old, dataclasses.replace(campaign, init=str(init)), 2)["runs"]] == [0]
+    assert [r["from"] for r in lineage(a, dataclasses.replace(campaign, init=str(init), crop=128), 2)["runs"]] == [0, 2]
 
 
 def _campaign_script():
@@ -386,6 +394,7 @@ def test_campaign_cooldown_trains_a_copy_at_a_decaying_lr(tmp_path, monkeypatch)
     assert other == run.parent / "mean-scale-hyperprior-cooldown-4-step1-crop128x1" / "checkpoint.pt"
     ck = torch.load(other, weights_only=True)
     assert (ck["step"], ck["config"]["crop"], ck["config"]["batch"]) == (5, 128, 1)
+    assert (ck["lineage"]["runs"][-1]["crop"], ck["lineage"]["runs"][-1]["batch"]) == (128, 1)  # the export's command says so
     assert json.loads((run / "config.json").read_text())["crop"] == cfg.crop
 
 

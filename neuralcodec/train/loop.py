@@ -292,7 +292,7 @@ def state_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-SEGMENT_KEYS = ("out", "lr", "decay_at", "decay", "steps", "fresh_lr", "warmup", "rate", "quality_tilt")
+SEGMENT_KEYS = ("out", "lr", "decay_at", "decay", "steps", "fresh_lr", "warmup", "rate", "quality_tilt", "batch", "crop")
 
 
 def log_seconds(log: Path) -> float | None:
@@ -330,7 +330,9 @@ def lineage(ck: dict | None, cfg: TrainConfig, step: int) -> dict:
         old = TrainConfig(**{k: v for k, v in ck["config"].items() if k in TrainConfig.__dataclass_fields__})
         lin = {"init": old.init, "init_sha256": _digest(old.init), "seconds": log_seconds(Path(old.out) / "log.jsonl"),
                "runs": [_segment(old, 0)]}
-    if _segment(cfg, 0) != {**lin["runs"][-1], "from": 0, "out": str(Path(lin["runs"][-1]["out"]).resolve())}:
+    seg, last = _segment(cfg, 0), lin["runs"][-1]
+    last = {**seg, **last, "from": 0, "out": str(Path(last["out"]).resolve())}  # a key it lacks: from before it was recorded
+    if seg != last:
         lin["runs"].append(_segment(cfg, step))
     return lin
 

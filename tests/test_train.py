@@ -339,11 +339,13 @@ def test_lineage_follows_a_branch_to_its_export(tmp_path):
     assert f"; then from its step-2 checkpoint: python scripts/train.py --model mean-scale-hyperprior --out {drop.out}" in record["command"]
     assert "--batch 2 --crop 64; then" in record["command"] and record["command"].endswith("--steps 3 --batch 1")  # crop 128: the default
 
-    # a lineage saved before runs recorded their crops: resuming it with the same settings adds no run
+    # a lineage saved before runs recorded their crops ran the default ones: resumed with them it adds no run
     old = torch.load(tmp_path / "campaign" / "checkpoint.pt", weights_only=True)
     for r in old["lineage"]["runs"]:
         del r["batch"], r["crop"]
-    assert [r["from"] for r in lineage(old, dataclasses.replace(campaign, init=str(init)), 2)["runs"]] == [0]
+    same = dataclasses.replace(campaign, init=str(init), batch=16, crop=128)
+    assert [r["from"] for r in lineage(old, same, 2)["runs"]] == [0]
+    assert [r["from"] for r in lineage(old, dataclasses.replace(same, crop=256), 2)["runs"]] == [0, 2]
     assert [r["from"] for r in lineage(a, dataclasses.replace(campaign, init=str(init), crop=128), 2)["runs"]] == [0, 2]
 
 

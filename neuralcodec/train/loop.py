@@ -331,7 +331,8 @@ def lineage(ck: dict | None, cfg: TrainConfig, step: int) -> dict:
         lin = {"init": old.init, "init_sha256": _digest(old.init), "seconds": log_seconds(Path(old.out) / "log.jsonl"),
                "runs": [_segment(old, 0)]}
     seg, last = _segment(cfg, 0), lin["runs"][-1]
-    last = {**seg, **last, "from": 0, "out": str(Path(last["out"]).resolve())}  # a key it lacks: from before it was recorded
+    defaults = _segment(TrainConfig(), 0)  # a key the last run lacks is from before it was recorded: it ran the default
+    last = {**defaults, **last, "from": 0, "out": str(Path(last["out"]).resolve())}
     if seg != last:
         lin["runs"].append(_segment(cfg, step))
     return lin

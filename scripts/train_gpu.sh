@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Train on a lent GPU (bf16) for a fixed wall time, and bring back the weights as files of at most 15 MiB.
 # It continues the committed campaign state (campaign/MODEL.pt, at its step) when that state continues
-# the newest version, else it starts from the newest version (STATE=none: always from there). Runs on the bare CUDA machine (its python3 has torch; the
-# other packages travel as wheels in .whl/). The training pack was unpacked there beforehand.
+# the newest version, else it starts from the newest version (STATE=none: always from there).
+# Runs on the bare CUDA machine (its python3 has torch; the other packages travel as wheels in .whl/).
+# The training pack was unpacked there beforehand.
 #
 #   here:  python scripts/device_tree.py hide                  # leave older weights at home (restore before committing)
 #          python scripts/make_train_pack.py --out pack        # pack/pack-000.tar ... (chunks sized to fit a device call)

@@ -554,6 +554,7 @@ def test_campaign_state_carries_the_run_to_a_new_machine(tmp_path, monkeypatch, 
     shutil.rmtree(run)  # a new machine: the committed state, no run
     run.mkdir(parents=True)
     args = campaign._train_args(model)
+    assert {"--crop=256", "--batch=4"} <= set(args)  # a new run: the recipe's crops
     assert f"--init={newest}" in args and f"--out={run}" in args
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 2
     capsys.readouterr()
@@ -562,6 +563,7 @@ def test_campaign_state_carries_the_run_to_a_new_machine(tmp_path, monkeypatch, 
     assert after["lineage"]["init_sha256"] == before["lineage"]["init_sha256"]
     assert after["lineage"]["runs"][0] == before["lineage"]["runs"][0] and after["lineage"]["seconds"] > before["lineage"]["seconds"]
     assert {float(s["step"]) for s in after["opt"]["state"].values()} == {1.0}  # one step since the moments restarted
+    assert {"--crop=64", "--batch=2"} <= set(campaign._train_args(model))  # a run resumes its own crops, not the recipe's
 
     v = find_version(model)["version"]
     branched = lambda at: {"version": v + 1, "training": {"init": f"{model}@{v} (...)", "runs_from": [0, at]}}  # noqa: E731

@@ -97,7 +97,8 @@ def seed(model: str, out: Path, state: Path | None = None) -> dict | None:
     state = state or state_path(model)
     if (root := _committed_root(model, newest, state)) is not None:
         out.mkdir(parents=True, exist_ok=True)
-        shutil.copy(state, out / "checkpoint.pt")
+        shutil.copy(state, out / ".checkpoint.tmp")  # then a rename: a run's checkpoint is never half-written
+        os.replace(out / ".checkpoint.tmp", out / "checkpoint.pt")
     return root
 
 
@@ -302,7 +303,12 @@ def cooldown(model: str, steps: int, decay: str, threads: int = 1, crop: int | N
     cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), *flags, f"--threads={threads}"]
     print(f"cooldown of {model} from step {step}: {' '.join(cmd[1:])}")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+    try:
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+    except subprocess.CalledProcessError:
+        if not (out / "config.json").exists():  # train.py refused the settings: leave no copy behind
+            shutil.rmtree(out)
+        raise
     print(f"next: python scripts/campaign.py measure --checkpoint {out / 'checkpoint.pt'}")
     return out / "checkpoint.pt"
 
@@ -351,7 +357,8 @@ def dispatch(a: argparse.Namespace) -> None:
     elif a.action == "seed":
         if not a.run:
             raise SystemExit("campaign: seed needs --run DIR")
-        seed(a.model, Path(a.run), _checkpoint(a.model, a.checkpoint) if a.checkpoint else None)
+        if seed(a.model, Path(a.run), _checkpoint(a.model, a.checkpoint) if a.checkpoint else None) is None:
+            raise SystemExit(f"campaign: nothing copied to {a.run}")
     elif a.action == "export":
         export(a.model, a.quality_range, a.default_quality, _checkpoint(a.model, a.checkpoint))
     else:

@@ -35,7 +35,8 @@ else
 fi
 STATE=${STATE:-campaign/$MODEL.pt}
 if [ ! -f "$RUN/checkpoint.pt" ] && [ "$STATE" != none ] && [ -f "$STATE" ]; then  # copied in when it continues MODEL's newest
-  "${PYTHON:-python3}" scripts/campaign.py seed --model "$MODEL" --run "$RUN" --checkpoint "$STATE"
+  "${PYTHON:-python3}" scripts/campaign.py seed --model "$MODEL" --run "$RUN" --checkpoint "$STATE" \
+    || echo "train_gpu: starting from the newest version of $MODEL"
 fi
 [ "$DEVICE" = cpu ] || nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=60 "${PYTHON:-python3}" scripts/train.py --model "$MODEL" --data "$PACK" --out "$RUN" --init "$MODEL" \

@@ -398,6 +398,9 @@ def test_campaign_cooldown_trains_a_copy_at_a_decaying_lr(tmp_path, monkeypatch)
     assert (ck["step"], ck["config"]["crop"], ck["config"]["batch"]) == (5, 128, 1)
     assert (ck["lineage"]["runs"][-1]["crop"], ck["lineage"]["runs"][-1]["batch"]) == (128, 1)  # the export's command says so
     assert json.loads((run / "config.json").read_text())["crop"] == cfg.crop
+    with pytest.raises(campaign.subprocess.CalledProcessError):  # train.py refuses the crop: no copy left behind
+        campaign.cooldown("mean-scale-hyperprior", 1, "step", crop=100)
+    assert not list(run.parent.glob("*-crop100x*"))
 
 
 def test_a_checkpoint_from_before_lineages_gets_one_from_its_config(tmp_path):

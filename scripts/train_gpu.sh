@@ -12,7 +12,8 @@
 #              --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl \
 #              compressai constriction pytorch-msssim PyWavelets     # 5.1 MB
 #   device, one call per chunk (carry pack/pack-00N.tar):   mkdir -p /tmp/pack && tar -xf pack/pack-00N.tar -C /tmp/pack
-#   device, last call (carry .whl):   bash scripts/train_gpu.sh /tmp/pack 20 [MODEL]
+#   device, last call (carry .whl):   [COOL=5] bash scripts/train_gpu.sh /tmp/pack 20 [MODEL]
+#   (a session with one call does it all: scripts/gpu_session.sh)
 #   here:  cat <files_at>/weights.part-* > runs/gpu/checkpoint.pt
 #          python scripts/campaign.py measure --checkpoint runs/gpu/checkpoint.pt
 #          (the campaign goes on from the GPU's weights: campaign.py stop; campaign.py seed
@@ -30,8 +31,8 @@ WHEELS=${WHEELS:-.whl}  # WHEELS=none for a dry run here (the wheels are for the
 if [ -d "$WHEELS" ]; then
   "${PYTHON:-python3}" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl
   export PYTHONPATH=/tmp/site:$PWD
-else
-  export PYTHONPATH=$PWD
+else  # the caller's path stays (scripts/gpu_session.sh installed the wheels in /tmp/site already)
+  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 fi
 STATE=${STATE:-campaign/$MODEL.pt}
 if [ ! -f "$RUN/checkpoint.pt" ] && [ "$STATE" != none ] && [ -f "$STATE" ]; then  # copied in when it continues MODEL's newest
@@ -39,9 +40,29 @@ if [ ! -f "$RUN/checkpoint.pt" ] && [ "$STATE" != none ] && [ -f "$STATE" ]; the
     || echo "train_gpu: starting from the newest version of $MODEL"
 fi
 [ "$DEVICE" = cpu ] || nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-PYTHONUNBUFFERED=1 TQDM_MININTERVAL=60 "${PYTHON:-python3}" scripts/train.py --model "$MODEL" --data "$PACK" --out "$RUN" --init "$MODEL" \
-  --device "$DEVICE" --lr 2e-4 --decay_at 1.0 --steps 10000000 --minutes "$MINUTES" \
-  --batch "${BATCH:-16}" --crop "${CROP:-256}" --checkpoint_every 2000 --log_every 100
+COOL=${COOL:-0}  # the last COOL of the MINUTES cool the lr linearly to 0 over as many steps as fit (phase 1's steps/s)
+train() {
+  PYTHONUNBUFFERED=1 TQDM_MININTERVAL=60 "${PYTHON:-python3}" scripts/train.py --model "$MODEL" --data "$PACK" --out "$RUN" \
+    --init "$MODEL" --device "$DEVICE" --lr 2e-4 --batch "${BATCH:-16}" --crop "${CROP:-256}" \
+    --checkpoint_every 2000 --log_every 100 "$@"
+}
+train --decay_at 1.0 --steps 10000000 --minutes "$("${PYTHON:-python3}" -c "print($MINUTES - $COOL)")"
+if [ "$COOL" != 0 ]; then
+  # the step reached and phase 1's steps/s (its log's records since the last start; 10 steps without two)
+  read -r STEP N < <("${PYTHON:-python3}" - <<PY
+import json, torch
+step = torch.load("$RUN/checkpoint.pt", weights_only=True, map_location="cpu")["step"]
+recs = [r for r in map(json.loads, open("$RUN/log.jsonl")) if "sec" in r]
+starts = [i for i, r in enumerate(recs) if i == 0 or r["sec"] < recs[i - 1]["sec"]]
+last = recs[starts[-1]:] if recs else []
+rate = (last[-1]["step"] - last[0]["step"]) / (last[-1]["sec"] - last[0]["sec"]) if len(last) > 1 else 0.0
+print(step, max(10, int(0.9 * rate * 60 * $COOL)))
+PY
+  )
+  echo "train_gpu: cooling down from step $STEP over $N steps"
+  train --decay linear --decay_at "$("${PYTHON:-python3}" -c "print($STEP / ($STEP + $N))")" --steps $((STEP + N)) \
+    --minutes "$("${PYTHON:-python3}" -c "print($COOL * 1.15)")"  # a safety stop: the steps end first
+fi
 # model weights, step, config and lineage only (the optimizer state would not fit the 64 MiB that comes back)
 "${PYTHON:-python3}" - <<PY
 import torch

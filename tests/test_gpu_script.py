@@ -69,3 +69,34 @@ def test_gpu_script_dry_run_trains_from_the_newest_weights_and_brings_them_back(
     ck2 = torch.load(io.BytesIO(b"".join(p.read_bytes() for p in sorted(again.glob("weights.part-*")))), weights_only=True)
     assert ck2["step"] == 20 and ck2["lineage"]["runs"][0] == ck["lineage"]["runs"][0]
     assert ck2["lineage"]["init_sha256"] == newest["sha256"]
+
+
+def test_gpu_script_cools_down_over_the_steps_that_fit_and_packs_jpeg_crops(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "chelsea.png").symlink_to(SAMPLES / "chelsea.png")
+    pack = tmp_path / "pack"
+    subprocess.run([sys.executable, "scripts/make_train_pack.py", "--data", str(photos), "--out", str(pack),
+                    "--crop", "96", "--per-image", "2", "--chunk-mib", "1", "--jpeg", "90"], check=True,
+                   capture_output=True, cwd=ROOT)
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(pack / "pack-000.tar") as tar:
+        tar.extractall(unpacked, filter="data")
+    crops = sorted(unpacked.glob("*.jpg"))
+    assert len(crops) == 2
+    from PIL import Image
+
+    with Image.open(crops[0]) as im:
+        assert im.size == (96, 96) and [layer[1:3] for layer in im.layer] == [(1, 1)] * 3  # 4:4:4
+
+    model, out, run = "mean-scale-hyperprior", tmp_path / "back", tmp_path / "run"
+    env = {**os.environ, "DEVICE": "cpu", "WHEELS": "none", "PYTHON": sys.executable, "BATCH": "2", "CROP": "64",
+           "RUN": str(run), "OUT": str(out), "STATE": "none", "COOL": "0.0005"}
+    r = subprocess.run(["bash", "scripts/train_gpu.sh", str(unpacked), "0.001", model], env=env, cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "cooling down from step 10 over 10 steps" in r.stdout  # no two log records: the fallback of 10
+    ck = torch.load(io.BytesIO(b"".join(p.read_bytes() for p in sorted(out.glob("weights.part-*")))), weights_only=True)
+    assert ck["step"] == 20
+    last = ck["lineage"]["runs"][-1]
+    assert (last["from"], last["decay"], last["steps"]) == (10, "linear", 20) and last["decay_at"] == 0.5

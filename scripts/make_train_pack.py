@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Make the self-contained training pack for a lent GPU: random crops of the training photos as
-lossless WebP (exact pixels) or, with --jpeg Q, 4:4:4 JPEG (about 1.6x the crops per MiB), in tar
+lossless WebP (exact pixels) or, with --jpeg Q, 4:4:4 JPEG (about 2.8x the crops per MiB), in tar
 chunks small enough to travel one per device call.
 
     python scripts/make_train_pack.py --out pack            # pack/pack-000.tar ... (<= 60 MiB in all)

@@ -8,19 +8,30 @@
 #           (wheels into .whl/ as in scripts/train_gpu.sh's header)
 #   device (carry pack, .whl; timeout_s about SECONDS_TOTAL + 40):
 #           SECONDS_TOTAL=520 COOL=4 bash scripts/gpu_session.sh
-#   here:   python scripts/device_tree.py restore; cat <files_at>/weights.part-* > runs/gpu/checkpoint.pt
+#   here:   python scripts/device_tree.py restore; mkdir -p runs/gpu; cat <files_at>/weights.part-* > runs/gpu/checkpoint.pt
+# Session 27 (docs/benchmarks.md, "First GPU session"): the machine's start and the transfers took
+# about 40 s, so SECONDS_TOTAL=555 leaves about 280 s: enough for a second call at once, on the
+# still-warm machine (no start; warm for 30 s), of about 3 minutes' training. There /tmp/run is
+# still there: train_gpu.sh would resume it (STATE ignored) with a constant-lr phase that undoes its
+# cooldown; give such a call RUN=/tmp/run2 and STATE=<the weights to go on from>.
 # Each check has its own time limit and its log comes back; a failed check does not stop the training.
 set -uo pipefail
 START=$(date +%s)
 TOTAL=${SECONDS_TOTAL:-520}
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT" /tmp/pack
-PY=${PYTHON:-python3}  # dry run here: PYTHON=.venv/bin/python WHEELS=none DEVICE=cpu BATCH=2 CROP=64 SECONDS_TOTAL=150
-if [ "${WHEELS:-.whl}" != none ]; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+PY=${PYTHON:-python3}  # dry run here: PYTHON=.venv/bin/python WHEELS=none DEVICE=cpu BATCH=2 CROP=64 SECONDS_TOTAL=400
+WHEELS=${WHEELS:-.whl}
+if [ "$WHEELS" != none ]; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD
 fi
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-for t in pack/pack-*.tar; do tar -xf "$t" -C /tmp/pack; done
+export PYTHONUNBUFFERED=1
+ls pack/pack-*.tar > /dev/null || { echo "gpu_session: no pack/pack-*.tar (scripts/make_train_pack.py, carry pack)"; exit 1; }
+for t in pack/pack-*.tar; do tar -xf "$t" -C /tmp/pack; done  # a warm machine's /tmp/pack keeps an earlier pack's crops too
+: > "$OUT/cross_device.log"
 echo "gpu_session: $(ls /tmp/pack | wc -l) crops; torch $("$PY" -c 'import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())')"
 # the tests that read torch.cuda (by file and name: '-k cuda' misses the CLI rows whose ids change with CUDA)
 timeout 100 "$PY" -m pytest -q -p no:cacheprovider tests/test_cli_errors.py tests/test_train.py::test_resume_restores_the_cuda_generator \
@@ -32,6 +43,7 @@ for dir in "--decode threads=2 device=cuda" "--encode device=cuda --decode threa
 done
 grep '^|' "$OUT/cross_device.log"
 LEFT=$(( TOTAL - ($(date +%s) - START) - 30 ))  # 30 s for the weights' export
+[ "$LEFT" -ge 60 ] || { echo "gpu_session: only $LEFT s left for training; none started"; exit 1; }
 echo "gpu_session: training for $LEFT s"
 COOL=$("$PY" -c "print(min(${COOL:-4}, $LEFT / 120))")  # at most half the training
 COOL=$COOL WHEELS=none OUT="$OUT" PYTHON="$PY" bash scripts/train_gpu.sh /tmp/pack "$("$PY" -c "print($LEFT / 60)")" \

@@ -40,10 +40,12 @@ def main() -> None:
     p.add_argument("--budget-mib", type=float, default=60.0)
     p.add_argument("--chunk-mib", type=float, default=0.0, help="0: what a device call has room for (see above)")
     p.add_argument("--jpeg", type=int, default=0, metavar="Q",
-                   help="0: lossless WebP; Q: JPEG at quality Q with full-resolution chroma (1,270 crops in 34.8 MiB at 90, "
+                   help="0: lossless WebP; Q: JPEG at quality Q with full-resolution chroma (with --per-image 2: 1,270 crops in 34.8 MiB at 90, "
                         "771 in 59.8 MiB lossless; most training photos are JPEGs already)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
+    if not 0 <= a.jpeg <= 100:
+        raise SystemExit(f"make_train_pack: --jpeg takes 0 (lossless WebP) or a JPEG quality 1-100, not {a.jpeg}")
     if not a.chunk_mib:
         a.chunk_mib = min(14.0, 62.0 - tree_mib())
         if a.chunk_mib < 1:

@@ -7,7 +7,9 @@ soup") into a training checkpoint that campaign.py measure/export take.
 The first source must be a checkpoint: the soup takes its config, step and lineage (plus a note of
 the sources). Floating-point tensors are averaged; the rest (integer CDF tables, which export
 recomputes) come from the first source. Soups make sense only of weights that share a training
-trunk (here: cooldowns branched off one campaign run).
+trunk (here: cooldowns branched off one campaign run). A soup keeps the first source's step and
+lineage (its sources are listed under the lineage's "soup"); measure it, and export one only with
+its sources named in the commit.
 """
 
 from __future__ import annotations
@@ -26,11 +28,16 @@ def weights_of(source: str) -> dict[str, torch.Tensor]:
     """The state dict of a checkpoint path or an installed version ``id@N``."""
     from neuralcodec.train.loop import read_checkpoint
 
-    if Path(source).exists():
-        return read_checkpoint(source)["model"]
+    from neuralcodec.errors import NeuralCodecError
     from neuralcodec.models.weights import load_model
 
-    return {k: v.float() if v.is_floating_point() else v for k, v in load_model(source).model.state_dict().items()}
+    if Path(source).exists():
+        return read_checkpoint(source)["model"]
+    try:
+        net = load_model(source).model
+    except (NeuralCodecError, ValueError, KeyError) as exc:
+        raise SystemExit(f"soup: {source}: neither a checkpoint nor an installed version ({exc})") from None
+    return {k: v.float() if v.is_floating_point() else v for k, v in net.state_dict().items()}
 
 
 def main() -> None:
@@ -42,16 +49,20 @@ def main() -> None:
 
     try:
         ck = read_checkpoint(a.sources[0])
+        dicts = [ck["model"]] + [weights_of(s) for s in a.sources[1:]]
     except CheckpointError as exc:
         raise SystemExit(f"soup: {exc}") from None
-    dicts = [ck["model"]] + [weights_of(s) for s in a.sources[1:]]
     for s, d in zip(a.sources[1:], dicts[1:]):
         if d.keys() != ck["model"].keys():
             raise SystemExit(f"soup: {s} holds other tensors than {a.sources[0]} (another model?)")
     soup = {}
     for k, v in ck["model"].items():
-        same = all(d[k].shape == v.shape for d in dicts)
-        soup[k] = torch.stack([d[k].float() for d in dicts]).mean(0) if v.is_floating_point() and same else v
+        if not v.is_floating_point():
+            soup[k] = v
+        elif all(d[k].shape == v.shape for d in dicts):
+            soup[k] = torch.stack([d[k].float() for d in dicts]).mean(0)
+        else:
+            raise SystemExit(f"soup: '{k}' has other shapes in other sources (another configuration?)")
     lineage = dict(ck.get("lineage", {}), soup=list(a.sources))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": soup, "step": ck["step"], "config": ck["config"], "lineage": lineage}, a.out)

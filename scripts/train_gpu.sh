@@ -14,7 +14,7 @@
 #   device, one call per chunk (carry pack/pack-00N.tar):   mkdir -p /tmp/pack && tar -xf pack/pack-00N.tar -C /tmp/pack
 #   device, last call (carry .whl):   [COOL=5] bash scripts/train_gpu.sh /tmp/pack 20 [MODEL]
 #   (a session with one call does it all: scripts/gpu_session.sh)
-#   here:  cat <files_at>/weights.part-* > runs/gpu/checkpoint.pt
+#   here:  mkdir -p runs/gpu && cat <files_at>/weights.part-* > runs/gpu/checkpoint.pt
 #          python scripts/campaign.py measure --checkpoint runs/gpu/checkpoint.pt
 #          (the campaign goes on from the GPU's weights: campaign.py stop; campaign.py seed
 #           --checkpoint runs/gpu/checkpoint.pt --run runs/campaign/MODEL; campaign.py start)
@@ -25,7 +25,7 @@ MINUTES=${2:?usage: train_gpu.sh PACK_DIR MINUTES [MODEL]}
 MODEL=${3:-elic-context-hyperprior}
 OUT=${OUT:-out/gpu}
 DEVICE=${DEVICE:-cuda}  # dry run here: DEVICE=cpu WHEELS=none PYTHON=.venv/bin/python BATCH=2 CROP=64 RUN=/tmp/dry
-RUN=${RUN:-/tmp/run}    # the training run's folder (a rerun there resumes it)
+RUN=${RUN:-/tmp/run}    # the training run's folder (a rerun there, on a still-warm machine, resumes it and ignores STATE)
 mkdir -p "$OUT"
 WHEELS=${WHEELS:-.whl}  # WHEELS=none for a dry run here (the wheels are for the device's Python 3.12)
 if [ -d "$WHEELS" ]; then
@@ -40,36 +40,44 @@ if [ ! -f "$RUN/checkpoint.pt" ] && [ "$STATE" != none ] && [ -f "$STATE" ]; the
     || echo "train_gpu: starting from the newest version of $MODEL"
 fi
 [ "$DEVICE" = cpu ] || nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-COOL=${COOL:-0}  # the last COOL of the MINUTES cool the lr linearly to 0 over as many steps as fit (phase 1's steps/s)
+COOL=${COOL:-0}  # the last COOL minutes of the MINUTES: the lr falls linearly to 0 over as many steps as fit
+PY=${PYTHON:-python3}
+"$PY" -c "import sys; sys.exit(not 0 <= $COOL < $MINUTES)" \
+  || { echo "train_gpu: COOL ($COOL) must be at least 0 and less than MINUTES ($MINUTES)" >&2; exit 2; }
 train() {
-  PYTHONUNBUFFERED=1 TQDM_MININTERVAL=60 "${PYTHON:-python3}" scripts/train.py --model "$MODEL" --data "$PACK" --out "$RUN" \
+  PYTHONUNBUFFERED=1 TQDM_MININTERVAL=60 "$PY" scripts/train.py --model "$MODEL" --data "$PACK" --out "$RUN" \
     --init "$MODEL" --device "$DEVICE" --lr 2e-4 --batch "${BATCH:-16}" --crop "${CROP:-256}" \
-    --checkpoint_every 2000 --log_every 100 "$@"
+    --checkpoint_every 2000 --log_every "${LOG_EVERY:-100}" "$@"
 }
-train --decay_at 1.0 --steps 10000000 --minutes "$("${PYTHON:-python3}" -c "print($MINUTES - $COOL)")"
-if [ "$COOL" != 0 ]; then
-  # the step reached and phase 1's steps/s (its log's records since the last start; 10 steps without two)
-  read -r STEP N < <("${PYTHON:-python3}" - <<PY
+rc=0  # a failed phase still brings back the last checkpoint written, then exits with its status
+train --decay_at 1.0 --steps 10000000 --minutes "$("$PY" -c "print($MINUTES - $COOL)")" || rc=$?
+if [ "$rc" = 0 ] && "$PY" -c "import sys; sys.exit(not $COOL > 0)"; then
+  # the step reached and phase 1's steps/s: its log records past the step it resumed from (10 steps without two)
+  read -r STEP N < <("$PY" - <<PY
 import json, torch
 step = torch.load("$RUN/checkpoint.pt", weights_only=True, map_location="cpu")["step"]
 recs = [r for r in map(json.loads, open("$RUN/log.jsonl")) if "sec" in r]
 starts = [i for i, r in enumerate(recs) if i == 0 or r["sec"] < recs[i - 1]["sec"]]
 last = recs[starts[-1]:] if recs else []
 rate = (last[-1]["step"] - last[0]["step"]) / (last[-1]["sec"] - last[0]["sec"]) if len(last) > 1 else 0.0
-print(step, max(10, int(0.9 * rate * 60 * $COOL)))
+print(step, max(10, int(0.85 * rate * 60 * $COOL)))
 PY
   )
   echo "train_gpu: cooling down from step $STEP over $N steps"
-  train --decay linear --decay_at "$("${PYTHON:-python3}" -c "print($STEP / ($STEP + $N))")" --steps $((STEP + N)) \
-    --minutes "$("${PYTHON:-python3}" -c "print($COOL * 1.15)")"  # a safety stop: the steps end first
+  train --decay linear --decay_at "$("$PY" -c "print($STEP / ($STEP + $N))")" --steps $((STEP + N)) \
+    --minutes "$("$PY" -c "print($COOL * 1.5)")" || rc=$?  # a safety stop: the steps should end first
 fi
 # model weights, step, config and lineage only (the optimizer state would not fit the 64 MiB that comes back)
-"${PYTHON:-python3}" - <<PY
+[ -f "$RUN/checkpoint.pt" ] || { echo "train_gpu: no checkpoint in $RUN to bring back" >&2; exit 1; }
+"$PY" - <<PY
 import torch
 ck = torch.load("$RUN/checkpoint.pt", weights_only=True, map_location="cpu")
 torch.save({k: ck[k] for k in ("model", "step", "config", "lineage")}, "$RUN/weights.pt")
 print("steps:", ck["step"])
+if "${STEP:-}" and ck["step"] < ${STEP:-0} + ${N:-0}:
+    print("train_gpu: warning: the cooldown stopped at its time limit, step", ck["step"], "of", ${STEP:-0} + ${N:-0})
 PY
 split -b 15M -d "$RUN/weights.pt" "$OUT/weights.part-"
 cp "$RUN/log.jsonl" "$OUT/log.jsonl"
 ls -la "$OUT"
+exit "$rc"

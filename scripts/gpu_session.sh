@@ -4,8 +4,8 @@
 # the start, its last COOL minutes a linear cooldown (scripts/train_gpu.sh), the weights back in $OUT.
 #
 #   here:   python scripts/device_tree.py hide
-#           python scripts/make_train_pack.py --out pack --crop 320 --jpeg 90 --budget-mib 36 --chunk-mib 37
-#           (860 crops of 320², 35.9 MiB: training draws random 256² crops from them)
+#           python scripts/make_train_pack.py --out pack --crop 320 --jpeg 90 --budget-mib 34.5 --chunk-mib 35.5
+#           (825 crops of 320², 34.3 MiB: training draws random 256² crops from them)
 #           (wheels into .whl/ as in scripts/train_gpu.sh's header)
 #   device (carry pack, .whl; timeout_s about SECONDS_TOTAL + 40):
 #           SECONDS_TOTAL=520 COOL=4 bash scripts/gpu_session.sh

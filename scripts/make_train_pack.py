@@ -4,8 +4,8 @@ lossless WebP (exact pixels) or, with --jpeg Q, 4:4:4 JPEG (about 2.8x the crops
 chunks small enough to travel one per device call.
 
     python scripts/make_train_pack.py --out pack            # pack/pack-000.tar ... (<= 60 MiB in all)
-    python scripts/make_train_pack.py --out pack --crop 320 --jpeg 90 --budget-mib 36 --chunk-mib 37
-                                  # one chunk beside the wheels (scripts/gpu_session.sh): 860 crops of 320²
+    python scripts/make_train_pack.py --out pack --crop 320 --jpeg 90 --budget-mib 34.5 --chunk-mib 35.5
+                                  # one chunk beside the wheels (scripts/gpu_session.sh): 825 crops of 320²
 
 Store crops larger than the training crops (train_gpu.sh's CROP, 256 by default): the sampler cuts
 random crops from them, where equal sizes leave it only flips.
@@ -43,7 +43,7 @@ def main() -> None:
     p.add_argument("--budget-mib", type=float, default=60.0)
     p.add_argument("--chunk-mib", type=float, default=0.0, help="0: what a device call has room for (see above)")
     p.add_argument("--jpeg", type=int, default=0, metavar="Q",
-                   help="0: lossless WebP; Q: JPEG at quality Q with full-resolution chroma (860 crops of 320² in 35.9 MiB at 90, "
+                   help="0: lossless WebP; Q: JPEG at quality Q with full-resolution chroma (825 crops of 320² in 34.3 MiB at 90, "
                         "771 of 256² in 59.8 MiB lossless; most training photos are JPEGs already)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()

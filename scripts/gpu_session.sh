@@ -7,8 +7,8 @@
 #           python scripts/make_train_pack.py --out pack --crop 320 --jpeg 90 --budget-mib 34.5 --chunk-mib 35.5
 #           (825 crops of 320², 34.3 MiB: training draws random 256² crops from them)
 #           (wheels into .whl/ as in scripts/train_gpu.sh's header)
-#   device (carry pack, .whl; timeout_s about SECONDS_TOTAL + 40):
-#           SECONDS_TOTAL=520 COOL=4 bash scripts/gpu_session.sh
+#   device (carry pack, .whl; timeout_s at least SECONDS_TOTAL + 30):
+#           SECONDS_TOTAL=555 COOL=4 bash scripts/gpu_session.sh   (timeout_s 600)
 #   here:   python scripts/device_tree.py restore; mkdir -p runs/gpu; cat <files_at>/weights.part-* > runs/gpu/checkpoint.pt
 # Session 27 (docs/benchmarks.md, "First GPU session"): the machine's start and the transfers took
 # about 40 s, so SECONDS_TOTAL=555 leaves about 280 s: enough for a second call at once, on the
@@ -18,7 +18,7 @@
 # Each check has its own time limit and its log comes back; a failed check does not stop the training.
 set -uo pipefail
 START=$(date +%s)
-TOTAL=${SECONDS_TOTAL:-520}
+TOTAL=${SECONDS_TOTAL:-555}
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT" /tmp/pack
 PY=${PYTHON:-python3}  # dry run here: PYTHON=.venv/bin/python WHEELS=none DEVICE=cpu BATCH=2 CROP=64 SECONDS_TOTAL=400
@@ -47,7 +47,8 @@ LEFT=$(( TOTAL - ($(date +%s) - START) - 30 ))  # 30 s for the weights' export
 [ "$LEFT" -ge 60 ] || { echo "gpu_session: only $LEFT s left for training; none started"; exit 1; }
 echo "gpu_session: training for $LEFT s"
 COOL=$("$PY" -c "print(min(${COOL:-4}, $LEFT / 120))")  # at most half the training
-COOL=$COOL WHEELS=none OUT="$OUT" PYTHON="$PY" bash scripts/train_gpu.sh /tmp/pack "$("$PY" -c "print($LEFT / 60)")" \
+# batch 32: 1.7x batch 16's crops/s on the H200 (docs/benchmarks.md, "First GPU session")
+BATCH=${BATCH:-32} COOL=$COOL WHEELS=none OUT="$OUT" PYTHON="$PY" bash scripts/train_gpu.sh /tmp/pack "$("$PY" -c "print($LEFT / 60)")" \
   > "$OUT/train.log" 2>&1; echo "gpu_session: train_gpu exit $?"
 grep -v '^\s*$' "$OUT/train.log" | tail -15
 echo "gpu_session: done after $(( $(date +%s) - START )) s"

@@ -15,6 +15,7 @@ its sources named in the commit.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -65,7 +66,9 @@ def main() -> None:
             raise SystemExit(f"soup: '{k}' has other shapes in other sources (another configuration?)")
     lineage = dict(ck.get("lineage", {}), soup=list(a.sources))
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": soup, "step": ck["step"], "config": ck["config"], "lineage": lineage}, a.out)
+    tmp = a.out.with_name(a.out.name + ".tmp")  # written whole, then renamed: never a half checkpoint
+    torch.save({"model": soup, "step": ck["step"], "config": ck["config"], "lineage": lineage}, tmp)
+    os.replace(tmp, a.out)
     print(f"soup of {len(dicts)}: {a.out}")
 
 

@@ -78,7 +78,8 @@ def main() -> None:
             "lr": cfg["lr"], "distortion": distortion,
             "lambdas": cfg.get("lambdas") or (DEFAULT_LAMBDAS if distortion == "mse" else MS_SSIM_LAMBDAS),
             "init": describe_init(cfg["model"], lin),
-            "hardware": "2 CPU cores (AMD EPYC), torch 2.14.1",
+            "hardware": "a CUDA GPU (the last run's device)" if str(cfg.get("device", "cpu")).startswith("cuda")
+            else "2 CPU cores (AMD EPYC), torch 2.14.1",
             "wall_seconds": round(lin["seconds"], 1) if lin["seconds"] is not None
             else log_seconds(Path(args.checkpoint).parent / "log.jsonl"),
             "command": "; then ".join(run_command(cfg["model"], r, ck["step"], lin) for r in runs),

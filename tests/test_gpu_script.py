@@ -56,7 +56,13 @@ def test_gpu_script_dry_run_trains_from_the_newest_weights_and_brings_them_back(
     subprocess.run([sys.executable, "scripts/export_weights.py", str(ckpt), "--out", str(folder)],
                    check=True, capture_output=True, cwd=ROOT)
     manifest = json.loads((folder / "manifest.json").read_text())["models"][model]
-    assert manifest["training"]["steps"] == 10
+    assert manifest["training"]["steps"] == 10 and manifest["training"]["hardware"].startswith("2 CPU cores")
+    on_gpu = tmp_path / "gpu.pt"  # the same weights as a GPU run would bring them back
+    torch.save({**ck, "config": {**ck["config"], "device": "cuda"}}, on_gpu)
+    subprocess.run([sys.executable, "scripts/export_weights.py", str(on_gpu), "--out", str(tmp_path / "weights_gpu")],
+                   check=True, capture_output=True, cwd=ROOT)
+    manifest = json.loads((tmp_path / "weights_gpu" / "manifest.json").read_text())["models"][model]
+    assert manifest["training"]["hardware"] == "a CUDA GPU (the last run's device)"
 
     # a campaign state that continues the newest version (here: the weights just brought back) is
     # continued at its step, with its lineage, instead of restarting from the newest version

@@ -4,12 +4,11 @@ soup") into a training checkpoint that campaign.py measure/export take.
 
     python scripts/soup.py runs/gpu/checkpoint.pt elic-context-hyperprior@23 --out runs/soup/checkpoint.pt
 
-The first source must be a checkpoint: the soup takes its config, step and lineage (plus a note of
-the sources). Floating-point tensors are averaged; the rest (integer CDF tables, which export
-recomputes) come from the first source. Soups make sense only of weights that share a training
-trunk (here: cooldowns branched off one campaign run). A soup keeps the first source's step and
-lineage (its sources are listed under the lineage's "soup"); measure it, and export one only with
-its sources named in the commit.
+The first source must be a checkpoint: the soup keeps its config, step and lineage, and lists the
+sources under the lineage's "soup". Floating-point tensors are averaged; the rest (integer CDF
+tables, which export recomputes) come from the first source. Soups make sense only of weights that
+share a training trunk (here: cooldowns branched off one campaign run); measure one, and export it
+only with its sources named in the commit.
 """
 
 from __future__ import annotations
@@ -24,14 +23,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from neuralcodec.errors import NeuralCodecError  # noqa: E402
+from neuralcodec.models.weights import load_model  # noqa: E402
+from neuralcodec.train.loop import CheckpointError, read_checkpoint  # noqa: E402
+
 
 def weights_of(source: str) -> dict[str, torch.Tensor]:
     """The state dict of a checkpoint path or an installed version ``id@N``."""
-    from neuralcodec.train.loop import read_checkpoint
-
-    from neuralcodec.errors import NeuralCodecError
-    from neuralcodec.models.weights import load_model
-
     if Path(source).exists():
         return read_checkpoint(source)["model"]
     try:
@@ -46,8 +44,6 @@ def main() -> None:
     p.add_argument("sources", nargs="+", help="checkpoint paths or installed versions (id@N); the first a checkpoint")
     p.add_argument("--out", required=True, type=Path)
     a = p.parse_args()
-    from neuralcodec.train.loop import CheckpointError, read_checkpoint
-
     try:
         ck = read_checkpoint(a.sources[0])
         dicts = [ck["model"]] + [weights_of(s) for s in a.sources[1:]]

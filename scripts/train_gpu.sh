@@ -26,22 +26,22 @@ MODEL=${3:-elic-context-hyperprior}
 OUT=${OUT:-out/gpu}
 DEVICE=${DEVICE:-cuda}  # dry run here: DEVICE=cpu WHEELS=none PYTHON=.venv/bin/python BATCH=2 CROP=64 RUN=/tmp/dry
 RUN=${RUN:-/tmp/run}    # the training run's folder (a rerun there, on a still-warm machine, resumes it and ignores STATE)
+PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 WHEELS=${WHEELS:-.whl}  # WHEELS=none for a dry run here (the wheels are for the device's Python 3.12)
 if [ -d "$WHEELS" ]; then
-  "${PYTHON:-python3}" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl
   export PYTHONPATH=/tmp/site:$PWD
 else  # the caller's path stays (scripts/gpu_session.sh installed the wheels in /tmp/site already)
   export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 fi
 STATE=${STATE:-campaign/$MODEL.pt}
 if [ ! -f "$RUN/checkpoint.pt" ] && [ "$STATE" != none ] && [ -f "$STATE" ]; then  # copied in when it continues MODEL's newest
-  "${PYTHON:-python3}" scripts/campaign.py seed --model "$MODEL" --run "$RUN" --checkpoint "$STATE" \
+  "$PY" scripts/campaign.py seed --model "$MODEL" --run "$RUN" --checkpoint "$STATE" \
     || echo "train_gpu: starting from the newest version of $MODEL"
 fi
 [ "$DEVICE" = cpu ] || nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 COOL=${COOL:-0}  # the last COOL minutes of the MINUTES: the lr falls linearly to 0 over as many steps as fit
-PY=${PYTHON:-python3}
 "$PY" -c "import sys; sys.exit(not 0 <= $COOL < $MINUTES)" \
   || { echo "train_gpu: COOL ($COOL) must be at least 0 and less than MINUTES ($MINUTES)" >&2; exit 2; }
 train() {
@@ -52,15 +52,12 @@ train() {
 rc=0  # a failed phase still brings back the last checkpoint written, then exits with its status
 train --decay_at 1.0 --steps 10000000 --minutes "$("$PY" -c "print($MINUTES - $COOL)")" || rc=$?
 if [ "$rc" = 0 ] && "$PY" -c "import sys; sys.exit(not $COOL > 0)"; then
-  # the step reached and phase 1's steps/s: its log records past the step it resumed from (10 steps without two)
+  # the step reached and phase 1's steps/s (its log's last start; 10 steps with fewer than two records)
   read -r STEP N < <("$PY" - <<PY
-import json, torch
-step = torch.load("$RUN/checkpoint.pt", weights_only=True, map_location="cpu")["step"]
-recs = [r for r in map(json.loads, open("$RUN/log.jsonl")) if "sec" in r]
-starts = [i for i, r in enumerate(recs) if i == 0 or r["sec"] < recs[i - 1]["sec"]]
-last = recs[starts[-1]:] if recs else []
-rate = (last[-1]["step"] - last[0]["step"]) / (last[-1]["sec"] - last[0]["sec"]) if len(last) > 1 else 0.0
-print(step, max(10, int(0.85 * rate * 60 * $COOL)))
+from pathlib import Path
+from neuralcodec.train.loop import log_steps_per_second, read_checkpoint
+rate = log_steps_per_second(Path("$RUN/log.jsonl"))
+print(read_checkpoint("$RUN/checkpoint.pt")["step"], max(10, int(0.85 * rate * 60 * $COOL)))
 PY
   )
   echo "train_gpu: cooling down from step $STEP over $N steps"

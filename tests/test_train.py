@@ -1,6 +1,7 @@
 """Training resumes exactly: N steps in one go equal N/2 steps, a restart, and N/2 more."""
 
 import dataclasses
+import json
 import re
 import shutil
 import subprocess
@@ -580,3 +581,16 @@ def test_campaign_state_carries_the_run_to_a_new_machine(tmp_path, monkeypatch, 
     run.mkdir(parents=True)
     assert f"--init={newest}" in campaign._train_args(model) and not (run / "checkpoint.pt").exists()
     assert "does not continue" in capsys.readouterr().out
+
+
+def test_log_seconds_and_steps_per_second_read_each_start_of_a_run(tmp_path):
+    from neuralcodec.train.loop import log_seconds, log_starts, log_steps_per_second
+
+    log = tmp_path / "log.jsonl"
+    assert log_starts(log) == [] and log_seconds(log) is None and log_steps_per_second(log) == 0.0
+    recs = [{"step": 100, "sec": 10.0}, {"step": 200, "sec": 20.0}, {"step": 200, "kodak": []},  # first start
+            {"step": 300, "sec": 4.0}, {"step": 500, "sec": 8.0}, {"step": 700, "sec": 12.0}]    # resumed
+    log.write_text("".join(json.dumps(r) + "\n" for r in recs) + "\n")
+    assert [len(s) for s in log_starts(log)] == [2, 3]
+    assert log_seconds(log) == 32.0  # 20 + 12
+    assert log_steps_per_second(log) == 50.0  # (700 - 300) / (12 - 4): the last start, its start-up left out

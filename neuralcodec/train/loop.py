@@ -295,12 +295,32 @@ def state_digest(model: torch.nn.Module) -> str:
 SEGMENT_KEYS = ("out", "lr", "decay_at", "decay", "steps", "fresh_lr", "warmup", "rate", "quality_tilt", "batch", "crop")
 
 
-def log_seconds(log: Path) -> float | None:
-    """Wall seconds a run's ``log.jsonl`` covers, summed over its starts (each restarts the clock)."""
+def log_starts(log: Path) -> list[list[dict]]:
+    """A run's ``log.jsonl`` timed records (those with ``sec``), one list per start of the run (each
+    start restarts the clock); [] for no log."""
     if not log.exists():
-        return None
-    recs = [r for r in map(json.loads, filter(str.strip, log.read_text().splitlines())) if "sec" in r]
-    return sum(r["sec"] for r, nxt in zip(recs, recs[1:] + [None]) if nxt is None or nxt["sec"] < r["sec"]) or None
+        return []
+    starts: list[list[dict]] = []
+    for r in map(json.loads, filter(str.strip, log.read_text().splitlines())):
+        if "sec" in r:
+            if not starts or r["sec"] < starts[-1][-1]["sec"]:
+                starts.append([])
+            starts[-1].append(r)
+    return starts
+
+
+def log_seconds(log: Path) -> float | None:
+    """Wall seconds a run's ``log.jsonl`` covers, summed over its starts."""
+    return sum(recs[-1]["sec"] for recs in log_starts(log)) or None
+
+
+def log_steps_per_second(log: Path) -> float:
+    """Training steps per wall second of the last start in ``log``, between its first and last
+    records (start-up excluded); 0.0 with fewer than two records."""
+    recs = (log_starts(log) or [[]])[-1]
+    if len(recs) < 2 or recs[-1]["sec"] <= recs[0]["sec"]:
+        return 0.0
+    return (recs[-1]["step"] - recs[0]["step"]) / (recs[-1]["sec"] - recs[0]["sec"])
 
 
 def _segment(cfg: TrainConfig, step: int) -> dict:
